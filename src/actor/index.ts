@@ -1,0 +1,17 @@
+/**
+ * The actor core: an {@link ActorSystem} hosts actors, each with a mailbox that processes one
+ * message at a time; typed {@link ActorRef}s address them, `tell` is fire-and-forget and
+ * `ask` waits for a reply with a timeout. A failing handler is reported to its supervisor
+ * (the parent) as an `actor.failed` message and handled by its {@link SupervisionPolicy}.
+ */
+export { ActorSystem, type ActorSystemEvents } from './system.js';
+export { Mailbox } from './mailbox.js';
+export {
+  SupervisionPolicy,
+  type Actor,
+  type ActorContext,
+  type ActorFailed,
+  type ActorRef,
+  type Message,
+  type SpawnOptions,
+} from './types.js';

@@ -1,0 +1,9 @@
+/**
+ * Gates: actors that own a group of tfjs-layers layers and an optimizer. {@link Gate} is the
+ * actor logic; {@link GateModule} its arithmetic (forward, backward at stashed weights, update);
+ * {@link ParamStore} the weight versions kept for in-flight batches (weight stashing).
+ */
+export { Gate, type GateOptions } from './gate.js';
+export { GateModule, type ForwardState } from './module.js';
+export { ParamStore, ParamVersion } from './params.js';
+export { createOp, type LayerOp, type Saved } from './ops.js';

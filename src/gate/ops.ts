@@ -1,0 +1,195 @@
+/**
+ * Forward and backward of one tfjs-layers layer with explicit weights, so that a gate can run a
+ * batch's backward at the weight version its forward used (weight stashing). Dense, Dropout,
+ * Flatten and Reshape have hand-written backward passes that reuse the forward activations and
+ * use plain `matMul` with explicit transposes (on wasm, `matMul` with `transposeA/B` falls back to
+ * a slow scalar loop). Every other layer falls back to tfjs autograd on that layer alone,
+ * recomputing its forward at the stashed weights.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** What a forward pass keeps for its backward pass; owned by the gate until backward or detach. */
+export interface Saved {
+  tensors: tf.Tensor[];
+  inputShape: number[];
+}
+
+/** Result of {@link LayerOp.backward}; `dx` is absent when the caller did not ask for it. */
+export interface OpGradients {
+  dx?: tf.Tensor;
+  grads: tf.Tensor[];
+}
+
+/** One layer's computation as a function of explicit trainable weights. */
+export interface LayerOp {
+  readonly layer: tf.layers.Layer;
+  /** The layer's trainable weights, in `layer.trainableWeights` order. */
+  readonly weights: tf.LayerVariable[];
+  /** Computes the layer on `x` with weights `w`; in training mode, keeps what backward needs. */
+  forward(x: tf.Tensor, w: tf.Tensor[], training: boolean): { y: tf.Tensor; saved: Saved };
+  /** Gradients with respect to the weights `w` (the version forward used) and, if asked, `x`. */
+  backward(dy: tf.Tensor, saved: Saved, w: tf.Tensor[], needDx: boolean): OpGradients;
+}
+
+/** Draws dropout masks from a seeded stream; each call advances the seed. */
+export interface SeedSource {
+  nextSeed(): number;
+}
+
+const HANDWRITTEN_ACTIVATIONS = new Set(['linear', 'relu', 'sigmoid', 'tanh']);
+
+function activationName(layer: tf.layers.Layer): string {
+  const activation = (layer.getConfig() as { activation?: unknown }).activation;
+  return typeof activation === 'string' ? activation : 'custom';
+}
+
+/** `a · bᵀ` for 2-D tensors without the slow transposed `matMul` path. */
+function matMulTransposeB(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  const [rows, inner] = a.shape;
+  const cols = b.shape[0];
+  // Transpose whichever side moves fewer elements: b, or a and the result.
+  if (cols * inner <= rows * (inner + cols)) return tf.matMul(a, tf.transpose(b));
+  return tf.transpose(tf.matMul(b, tf.transpose(a))) as tf.Tensor2D;
+}
+
+class DenseOp implements LayerOp {
+  readonly weights: tf.LayerVariable[];
+  private readonly activation: string;
+  private readonly useBias: boolean;
+
+  constructor(readonly layer: tf.layers.Layer) {
+    this.weights = layer.trainableWeights;
+    this.activation = activationName(layer);
+    this.useBias = this.weights.length === 2;
+  }
+
+  forward(x: tf.Tensor, w: tf.Tensor[], training: boolean): { y: tf.Tensor; saved: Saved } {
+    return tf.tidy(() => {
+      let z = tf.matMul(x as tf.Tensor2D, w[0] as tf.Tensor2D) as tf.Tensor;
+      if (this.useBias) z = tf.add(z, w[1] as tf.Tensor);
+      let y = z;
+      if (this.activation === 'relu') y = tf.relu(z);
+      else if (this.activation === 'sigmoid') y = tf.sigmoid(z);
+      else if (this.activation === 'tanh') y = tf.tanh(z);
+      // Saved tensors are owned copies: x belongs to the caller and y travels downstream.
+      const tensors = training ? (this.activation === 'linear' ? [tf.clone(x)] : [tf.clone(x), tf.clone(y)]) : [];
+      return { y, saved: { tensors, inputShape: x.shape } };
+    });
+  }
+
+  backward(dy: tf.Tensor, saved: Saved, w: tf.Tensor[], needDx: boolean): OpGradients {
+    return tf.tidy(() => {
+      const [x, y] = saved.tensors as [tf.Tensor2D, tf.Tensor2D | undefined];
+      let dz = dy as tf.Tensor2D;
+      if (this.activation === 'relu') dz = tf.mul(dy, tf.step(y as tf.Tensor2D));
+      else if (this.activation === 'sigmoid') dz = tf.mul(dy, tf.mul(y as tf.Tensor2D, tf.sub(1, y as tf.Tensor2D)));
+      else if (this.activation === 'tanh') dz = tf.mul(dy, tf.sub(1, tf.square(y as tf.Tensor2D)));
+      const grads: tf.Tensor[] = [tf.matMul(tf.transpose(x), dz)];
+      if (this.useBias) grads.push(tf.sum(dz, 0));
+      return needDx ? { grads, dx: matMulTransposeB(dz, w[0] as tf.Tensor2D) } : { grads };
+    });
+  }
+}
+
+class DropoutOp implements LayerOp {
+  readonly weights: tf.LayerVariable[] = [];
+  private readonly rate: number;
+
+  constructor(
+    readonly layer: tf.layers.Layer,
+    private readonly seeds: SeedSource,
+  ) {
+    this.rate = (layer.getConfig() as { rate: number }).rate;
+  }
+
+  forward(x: tf.Tensor, _w: tf.Tensor[], training: boolean): { y: tf.Tensor; saved: Saved } {
+    if (!training || this.rate === 0) return { y: tf.clone(x), saved: { tensors: [], inputShape: x.shape } };
+    return tf.tidy(() => {
+      const keep = 1 - this.rate;
+      const uniform = tf.randomUniform(x.shape, 0, 1, 'float32', this.seeds.nextSeed());
+      const mask = tf.mul(tf.step(tf.sub(uniform, this.rate)), 1 / keep);
+      return { y: tf.mul(x, mask), saved: { tensors: [mask], inputShape: x.shape } };
+    });
+  }
+
+  backward(dy: tf.Tensor, saved: Saved): OpGradients {
+    const mask = saved.tensors[0];
+    return { grads: [], dx: mask ? tf.mul(dy, mask) : tf.clone(dy) };
+  }
+}
+
+class ReshapeOp implements LayerOp {
+  readonly weights: tf.LayerVariable[] = [];
+
+  constructor(readonly layer: tf.layers.Layer) {}
+
+  forward(x: tf.Tensor): { y: tf.Tensor; saved: Saved } {
+    const outputShape = this.layer.computeOutputShape(x.shape) as number[];
+    return { y: tf.reshape(x, outputShape), saved: { tensors: [], inputShape: x.shape } };
+  }
+
+  backward(dy: tf.Tensor, saved: Saved): OpGradients {
+    return { grads: [], dx: tf.reshape(dy, saved.inputShape) };
+  }
+}
+
+/** Any layer: forward through `layer.apply`, backward through tfjs autograd at stashed weights. */
+class AutogradOp implements LayerOp {
+  readonly weights: tf.LayerVariable[];
+
+  constructor(readonly layer: tf.layers.Layer) {
+    this.weights = layer.trainableWeights;
+  }
+
+  /** Runs `fn` with the layer's variables holding `w`, then restores their values. */
+  private withWeights<T>(w: tf.Tensor[], fn: () => T): T {
+    const current = this.weights.map((v) => v.read());
+    const same = w.every((t, i) => t.dataId === current[i]?.dataId);
+    if (same) return fn();
+    const restore = current.map((t) => tf.keep(tf.clone(t)));
+    this.weights.forEach((v, i) => v.write(w[i] as tf.Tensor));
+    try {
+      return fn();
+    } finally {
+      this.weights.forEach((v, i) => v.write(restore[i] as tf.Tensor));
+      restore.forEach((t) => t.dispose());
+    }
+  }
+
+  forward(x: tf.Tensor, w: tf.Tensor[], training: boolean): { y: tf.Tensor; saved: Saved } {
+    const y = this.withWeights(w, () => tf.tidy(() => this.layer.apply(x, { training }) as tf.Tensor));
+    return { y, saved: { tensors: training ? [tf.clone(x)] : [], inputShape: x.shape } };
+  }
+
+  backward(dy: tf.Tensor, saved: Saved, w: tf.Tensor[], needDx: boolean): OpGradients {
+    const x = saved.tensors[0] as tf.Tensor;
+    return this.withWeights(w, () => {
+      const variables = this.weights.map((v) => v.read());
+      const { value, grads } = tf.engine().gradients(
+        () => this.layer.apply(x, { training: true }) as tf.Tensor,
+        [x, ...variables],
+        dy,
+        true,
+      );
+      value.dispose();
+      const [dx, ...weightGrads] = grads;
+      const filled = weightGrads.map((g, i) => g ?? tf.zerosLike(variables[i] as tf.Tensor));
+      if (!needDx) dx?.dispose();
+      return needDx ? { dx: dx ?? tf.zerosLike(x), grads: filled } : { grads: filled };
+    });
+  }
+}
+
+/**
+ * Chooses the fastest exact implementation for a built layer.
+ * @param inputRank rank of the layer's input including the batch axis.
+ */
+export function createOp(layer: tf.layers.Layer, inputRank: number, seeds: SeedSource): LayerOp {
+  const kind = layer.getClassName();
+  if (kind === 'Dense' && inputRank === 2 && HANDWRITTEN_ACTIVATIONS.has(activationName(layer))) {
+    return new DenseOp(layer);
+  }
+  if (kind === 'Dropout') return new DropoutOp(layer, seeds);
+  if (kind === 'Flatten' || kind === 'Reshape') return new ReshapeOp(layer);
+  return new AutogradOp(layer);
+}

@@ -1,0 +1,14 @@
+/**
+ * Optimizers behind one interface ({@link Optimizer}): each gate owns its own instance and calls
+ * `update(params, grads, forwardParams)`, which returns new parameter tensors. The default for
+ * asynchronous training is {@link DCASGD}; {@link SGD} (with momentum) and {@link Adam} too.
+ */
+export { Optimizer, checkRange, type NamedTensor } from './optimizer.js';
+export {
+  Adam,
+  DCASGD,
+  SGD,
+  type AdamOptions,
+  type DCASGDOptions,
+  type SGDOptions,
+} from './optimizers.js';
