@@ -7,6 +7,7 @@
  * recomputing its forward at the stashed weights.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ConvOp, convSupported } from './conv.js';
 
 /** What a forward pass keeps for its backward pass; owned by the gate until backward or detach. */
 export interface Saved {
@@ -189,6 +190,7 @@ export function createOp(layer: tf.layers.Layer, inputRank: number, seeds: SeedS
   if (kind === 'Dense' && inputRank === 2 && HANDWRITTEN_ACTIVATIONS.has(activationName(layer))) {
     return new DenseOp(layer);
   }
+  if (convSupported(layer)) return new ConvOp(layer);
   if (kind === 'Dropout') return new DropoutOp(layer, seeds);
   if (kind === 'Flatten' || kind === 'Reshape') return new ReshapeOp(layer);
   return new AutogradOp(layer);

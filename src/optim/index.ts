@@ -3,7 +3,7 @@
  * `update(params, grads, forwardParams)`, which returns new parameter tensors. The default for
  * asynchronous training is {@link DCASGD}; {@link SGD} (with momentum) and {@link Adam} too.
  */
-export { Optimizer, checkRange, type NamedTensor } from './optimizer.js';
+export { Optimizer, checkRange, cosineDecay, type LearningRateSchedule, type NamedTensor } from './optimizer.js';
 export {
   Adam,
   DCASGD,

@@ -24,6 +24,28 @@ export function checkRange(name: string, value: number, min: number, max = Infin
   return value;
 }
 
+/** Learning rate as a function of the number of updates applied so far (0-based). */
+export type LearningRateSchedule = (iteration: number) => number;
+
+/**
+ * Cosine decay (Loshchilov & Hutter, SGDR, ICLR 2017, Eq. 5, one cycle) from `initial` to
+ * `final` over `steps` updates, then constant at `final`, after an optional linear warm-up of
+ * `warmup` updates from `initial / 10`.
+ * @throws InvalidArgumentError for non-positive `initial` or `steps`.
+ */
+export function cosineDecay(options: { initial: number; steps: number; final?: number; warmup?: number }): LearningRateSchedule {
+  const { initial, steps } = options;
+  const final = options.final ?? 0;
+  const warmup = options.warmup ?? 0;
+  checkRange('initial learning rate', initial, 0, Infinity, true);
+  checkRange('decay steps', steps, 0, Infinity, true);
+  return (t) => {
+    if (t < warmup) return initial * (0.1 + (0.9 * t) / warmup);
+    const progress = Math.min(1, (t - warmup) / Math.max(1, steps - warmup));
+    return final + 0.5 * (initial - final) * (1 + Math.cos(Math.PI * progress));
+  };
+}
+
 /**
  * Base class of all optimizers: owns the step count, the learning rate, the slots and their
  * serialisation. Subclasses implement only {@link Optimizer.updateParam}.
@@ -33,20 +55,23 @@ export abstract class Optimizer {
   abstract readonly name: string;
   /** Number of updates applied so far. */
   iterations = 0;
-  private lr: number;
+  private lr: number | LearningRateSchedule;
   private readonly slots = new Map<string, tf.Tensor>();
 
-  constructor(learningRate: number) {
-    this.lr = checkRange('learning rate', learningRate, 0, Infinity, true);
+  /** @throws InvalidArgumentError for a learning rate that is not a finite number > 0. */
+  constructor(learningRate: number | LearningRateSchedule) {
+    this.lr = typeof learningRate === 'function' ? learningRate : checkRange('learning rate', learningRate, 0, Infinity, true);
   }
 
-  /** The step size η, unitless. */
+  /** The step size η of the next update (a schedule is evaluated at `iterations − 1` during an update). */
   get learningRate(): number {
-    return this.lr;
+    if (typeof this.lr === 'number') return this.lr;
+    return checkRange('scheduled learning rate', this.lr(Math.max(0, this.iterations - 1)), 0);
   }
 
-  set learningRate(value: number) {
-    this.lr = checkRange('learning rate', value, 0, Infinity, true);
+  /** Sets a constant learning rate or a schedule. */
+  set learningRate(value: number | LearningRateSchedule) {
+    this.lr = typeof value === 'function' ? value : checkRange('learning rate', value, 0, Infinity, true);
   }
 
   /**

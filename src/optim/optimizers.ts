@@ -4,12 +4,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from '../errors.js';
-import { checkRange, Optimizer } from './optimizer.js';
+import { checkRange, type LearningRateSchedule, Optimizer } from './optimizer.js';
 
 /** Options of {@link SGD}. */
 export interface SGDOptions {
-  /** Step size η (> 0). */
-  learningRate: number;
+  /** Step size η (> 0), or a schedule of it. */
+  learningRate: number | LearningRateSchedule;
   /** Momentum μ in [0, 1); 0 is plain SGD. Default 0. */
   momentum?: number;
   /** Use Nesterov momentum. Default false. */
@@ -55,7 +55,7 @@ export class SGD extends Optimizer {
 
 /** Options of {@link Adam}. */
 export interface AdamOptions {
-  learningRate?: number;
+  learningRate?: number | LearningRateSchedule;
   beta1?: number;
   beta2?: number;
   epsilon?: number;
@@ -95,8 +95,8 @@ export class Adam extends Optimizer {
 
 /** Options of {@link DCASGD}. */
 export interface DCASGDOptions {
-  /** Step size η (> 0). */
-  learningRate: number;
+  /** Step size η (> 0), or a schedule of it. */
+  learningRate: number | LearningRateSchedule;
   /** `'constant'` (DC-ASGD-c) or `'adaptive'` (DC-ASGD-a). Default `'adaptive'`. */
   variant?: 'constant' | 'adaptive';
   /** λ of the constant variant. Default 0.04. */
