@@ -111,9 +111,16 @@ export class Gate implements Actor<GateMessage> {
 
   postStop(): void {
     for (const sentinelId of [...this.pending.keys()]) this.detach(sentinelId);
-    this.module.dispose();
-    this.module.layers.forEach((layer) => layer.dispose());
     this.optimizer.dispose();
+    this.module.dispose();
+    for (const layer of this.module.layers) {
+      try {
+        layer.dispose();
+      } catch {
+        // tfjs refuses to dispose a layer that was built but never applied; free its weights.
+        layer.weights.forEach((v) => v.dispose());
+      }
+    }
   }
 
   /** Runs a batch handler; on failure frees the batch here and upstream and tells the sentinel. */

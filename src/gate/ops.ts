@@ -164,14 +164,19 @@ class AutogradOp implements LayerOp {
 
   backward(dy: tf.Tensor, saved: Saved, w: tf.Tensor[], needDx: boolean): OpGradients {
     const x = saved.tensors[0] as tf.Tensor;
+    // Recomputing the forward in training mode would update moving statistics (batch norm) a
+    // second time for this batch: keep their values and put them back afterwards.
+    const statistics = this.layer.nonTrainableWeights.map((v) => tf.keep(tf.clone(v.read())));
     return this.withWeights(w, () => {
       const variables = this.weights.map((v) => v.read());
-      const { value, grads } = tf.engine().gradients(
-        () => this.layer.apply(x, { training: true }) as tf.Tensor,
-        [x, ...variables],
-        dy,
-        true,
-      );
+      let result: { value: tf.Tensor; grads: (tf.Tensor | null)[] };
+      try {
+        result = tf.engine().gradients(() => this.layer.apply(x, { training: true }) as tf.Tensor, [x, ...variables], dy, true);
+      } finally {
+        this.layer.nonTrainableWeights.forEach((v, i) => v.write(statistics[i] as tf.Tensor));
+        statistics.forEach((t) => t.dispose());
+      }
+      const { value, grads } = result;
       value.dispose();
       const [dx, ...weightGrads] = grads;
       const filled = weightGrads.map((g, i) => g ?? tf.zerosLike(variables[i] as tf.Tensor));

@@ -3,3 +3,14 @@
  * checkpoints (atomic save/load with architecture checks) and export as a tfjs LayersModel.
  */
 export { Network, type GateSpec, type NetworkOptions } from './network.js';
+export {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  loadCheckpoint,
+  saveCheckpoint,
+  writeDirectoryAtomically,
+  type CheckpointManifest,
+  type GateEntry,
+  type TensorEntry,
+} from './checkpoint.js';
+export { exportModel, loadExportedModel, type ExportedModelJSON } from './export.js';

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ActorSystem, type ActorRef } from '../actor/index.js';
 import { AkkordeonError, fromErrorInfo, InvalidArgumentError } from '../errors.js';
 import { Gate } from '../gate/index.js';
-import { DCASGD, type Optimizer } from '../optim/index.js';
+import { DCASGD, type NamedTensor, type Optimizer } from '../optim/index.js';
 import type { GateDetached, GateMessage, GateState, GateStateSet, SentinelReply } from '../protocol.js';
 import type { Sentinel, SentinelMessage } from '../sentinel/index.js';
 
@@ -87,9 +87,12 @@ export class Network {
     this.attached.get(sentinel)?.tell({ type: 'sentinel.requestPass' });
   }
 
-  /** Lets a sentinel finish its in-flight batches, then stop (`stoppedBy: 'stopped'`). */
+  /**
+   * Lets a sentinel complete its running pass and the passes already requested, then finish
+   * (`stoppedBy: 'stopped'`); it is then detached.
+   */
   finish(sentinel: Sentinel): void {
-    this.attached.get(sentinel)?.tell({ type: 'sentinel.stop' });
+    this.attached.get(sentinel)?.tell({ type: 'sentinel.finish' });
   }
 
   /**
@@ -145,9 +148,9 @@ export class Network {
    * Replaces every gate's weights (and optimizer state, if given). Tensors are consumed.
    * @throws the first gate's named error (e.g. CheckpointMismatchError); such a gate is unchanged.
    */
-  async setState(states: Pick<GateState, 'weights' | 'optimizer'>[]): Promise<void> {
+  async setState(states: { weights: NamedTensor[]; optimizer?: NamedTensor[] }[]): Promise<void> {
     if (states.length !== this.gates.length) {
-      states.forEach((s) => [...s.weights, ...s.optimizer].forEach((t) => t.tensor.dispose()));
+      states.forEach((s) => [...s.weights, ...(s.optimizer ?? [])].forEach((t) => t.tensor.dispose()));
       throw new InvalidArgumentError(`Got state for ${states.length} gates but this network has ${this.gates.length}.`);
     }
     const replies = await Promise.all(

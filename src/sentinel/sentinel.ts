@@ -74,7 +74,7 @@ export interface SentinelEvents {
 export type SentinelControl =
   | { type: 'sentinel.start'; first: ActorRef<GateMessage>; last: ActorRef<GateMessage> }
   | { type: 'sentinel.requestPass' }
-  | { type: 'sentinel.stop' };
+  | { type: 'sentinel.finish' };
 
 /** Everything a sentinel's mailbox accepts. */
 export type SentinelMessage = SentinelReply | SentinelControl;
@@ -104,6 +104,8 @@ export class Sentinel implements Actor<SentinelMessage> {
   private startedAt = 0;
   private finished = false;
   private draining = false;
+  /** Finish once the running pass and the passes already requested are done. */
+  private finishing = false;
   private failure?: Error;
   private outputs: { indices: Int32Array; logits: tf.Tensor }[] = [];
 
@@ -152,9 +154,9 @@ export class Sentinel implements Actor<SentinelMessage> {
         this.passesRequested++;
         if (!this.meter) this.beginEpoch();
         return;
-      case 'sentinel.stop':
-        this.draining = true;
-        if (this.inFlight.size === 0) this.finish('stopped');
+      case 'sentinel.finish':
+        this.finishing = true;
+        if (!this.meter && this.passesRequested === 0) this.finish('stopped');
         return;
       case 'sentinel.logits':
         return this.onLogits(message.batch, message.logits);
@@ -269,6 +271,7 @@ export class Sentinel implements Actor<SentinelMessage> {
     const { target, epochs } = this.options;
     if (target && (stats.metrics[target.metric] ?? -Infinity) >= target.atLeast) return this.finish('target');
     if (this.epoch >= epochs) return this.finish('epochs');
+    if (this.finishing && (this.options.trigger === 'auto' || this.passesRequested === 0)) return this.finish('stopped');
     this.beginEpoch();
   }
 

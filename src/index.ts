@@ -1,0 +1,15 @@
+/**
+ * akkordeon: asynchronous neural-network training with actors. Gates own groups of layers and
+ * their optimizers (DC-ASGD by default); sentinels own data, loss and metrics and drive
+ * training, validation, test and prediction passes; a network chains gates. See README.md.
+ */
+export * from './errors.js';
+export { BACKENDS, initBackend, type BackendName } from './backend.js';
+export * from './actor/index.js';
+export * from './optim/index.js';
+export * from './gate/index.js';
+export * from './sentinel/index.js';
+export * from './data/index.js';
+export * from './network/index.js';
+export * from './models/index.js';
+export type * from './protocol.js';

@@ -1,0 +1,283 @@
+/**
+ * Checkpoints of a network: every gate's weights and optimizer state in one directory, a
+ * `manifest.json` that names and places every tensor and a `weights.bin` with their raw
+ * little-endian values. Saving is atomic (write to a sibling temp directory, fsync, rename);
+ * loading checks the whole architecture before it changes anything.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { CheckpointMismatchError, DataFormatError, InvalidArgumentError } from '../errors.js';
+import type { NamedTensor } from '../optim/index.js';
+import type { GateState } from '../protocol.js';
+import type { Network } from './network.js';
+
+/** Value of `manifest.format` in every checkpoint. */
+export const CHECKPOINT_FORMAT = 'akkordeon-checkpoint';
+/** The checkpoint layout version this code writes and reads. */
+export const CHECKPOINT_VERSION = 1;
+
+/** Where one tensor lies in `weights.bin`: byte `offset` and `length`, row-major values. */
+export interface TensorEntry {
+  name: string;
+  dtype: 'float32' | 'int32' | 'bool';
+  shape: number[];
+  offset: number;
+  length: number;
+}
+
+/** One gate in a checkpoint manifest. */
+export interface GateEntry {
+  name: string;
+  inputShape: number[];
+  outputShape: number[];
+  optimizerName: string;
+  /** tfjs-layers configs of the gate's layers, for information and export. */
+  layers: { className: string; config: Record<string, unknown> }[];
+  weights: TensorEntry[];
+  optimizer: TensorEntry[];
+}
+
+/** The contents of `manifest.json`. */
+export interface CheckpointManifest {
+  format: typeof CHECKPOINT_FORMAT;
+  version: typeof CHECKPOINT_VERSION;
+  /** Size of `weights.bin` in bytes. */
+  byteLength: number;
+  gates: GateEntry[];
+}
+
+const BYTES: Record<TensorEntry['dtype'], number> = { float32: 4, int32: 4, bool: 1 };
+const ARRAYS = { float32: Float32Array, int32: Int32Array, bool: Uint8Array } as const;
+
+const isDir = (p: string) => fs.stat(p).then((s) => s.isDirectory(), () => false);
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r').catch(() => undefined); // directories cannot be opened on Windows
+  await handle?.sync().catch(() => undefined);
+  await handle?.close();
+}
+
+/**
+ * Writes `files` (name → contents) as directory `dir`, atomically: into a sibling temp directory
+ * `${dir}.tmp-<random>` first, each file fsynced, then renamed into place; an existing `dir` is
+ * renamed aside (`${dir}.old-<random>`), replaced, then removed. On failure the previous `dir` is
+ * intact and the temp directory is gone; after a crash between the two renames the previous
+ * contents are in the `.old-` directory.
+ * @throws InvalidArgumentError when `dir` exists and holds anything but these file names (so a
+ *   wrong path never deletes unrelated data); the file system's error when a write fails.
+ */
+export async function writeDirectoryAtomically(dir: string, files: Record<string, Uint8Array | string>): Promise<void> {
+  const target = path.resolve(dir);
+  const stat = await fs.stat(target).catch(() => undefined);
+  if (stat) {
+    const foreign = stat.isDirectory() ? (await fs.readdir(target)).filter((f) => !Object.hasOwn(files, f)) : [path.basename(target)];
+    if (foreign.length > 0) {
+      throw new InvalidArgumentError(
+        `Refusing to replace ${target}: it holds ${foreign.join(', ')}, which this writer did not create. Choose an empty or new path.`,
+      );
+    }
+  }
+  await fs.mkdir(path.dirname(target), { recursive: true });
+  const suffix = randomBytes(6).toString('hex');
+  const temp = `${target}.tmp-${suffix}`;
+  const aside = `${target}.old-${suffix}`;
+  await fs.mkdir(temp);
+  try {
+    for (const [name, contents] of Object.entries(files)) {
+      const handle = await fs.open(path.join(temp, name), 'wx');
+      try {
+        await handle.writeFile(contents);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    }
+    await syncDir(temp);
+    if (stat) await fs.rename(target, aside);
+    try {
+      await fs.rename(temp, target);
+    } catch (error) {
+      if (stat) await fs.rename(aside, target);
+      throw error;
+    }
+  } catch (error) {
+    await fs.rm(temp, { recursive: true, force: true });
+    throw error;
+  }
+  await syncDir(path.dirname(target));
+  if (stat) await fs.rm(aside, { recursive: true, force: true });
+}
+
+/** Appends tensors to the byte chunks of `weights.bin` (each padded to 4 bytes) and describes them. */
+async function pack(tensors: NamedTensor[], chunks: Uint8Array[], at: { offset: number }): Promise<TensorEntry[]> {
+  const entries: TensorEntry[] = [];
+  for (const { name, tensor } of tensors) {
+    const dtype = tensor.dtype;
+    if (dtype !== 'float32' && dtype !== 'int32' && dtype !== 'bool') {
+      throw new InvalidArgumentError(`Cannot checkpoint '${name}' of dtype ${dtype}; only float32, int32 and bool tensors are supported.`);
+    }
+    const values = await tensor.data();
+    const bytes = dtype === 'bool' ? Uint8Array.from(values as ArrayLike<number>) : new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    entries.push({ name, dtype, shape: tensor.shape, offset: at.offset, length: bytes.byteLength });
+    const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+    padded.set(bytes);
+    chunks.push(padded);
+    at.offset += padded.byteLength;
+  }
+  return entries;
+}
+
+/**
+ * Saves every gate's weights and optimizer state to directory `dir` (`manifest.json` +
+ * `weights.bin`), atomically: a failure midway leaves the previous checkpoint in `dir` intact.
+ * @throws InvalidArgumentError when `dir` exists but is not a checkpoint; the file system's
+ *   error when writing fails.
+ */
+export async function saveCheckpoint(network: Network, dir: string): Promise<void> {
+  const states = await network.getState();
+  try {
+    const chunks: Uint8Array[] = [];
+    const at = { offset: 0 };
+    const gates: GateEntry[] = [];
+    for (const state of states) {
+      gates.push({
+        name: state.gate,
+        inputShape: state.inputShape,
+        outputShape: state.outputShape,
+        optimizerName: state.optimizerName,
+        layers: state.layers,
+        weights: await pack(state.weights, chunks, at),
+        optimizer: await pack(state.optimizer, chunks, at),
+      });
+    }
+    const manifest: CheckpointManifest = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, byteLength: at.offset, gates };
+    const weights = Buffer.concat(chunks, at.offset);
+    await writeDirectoryAtomically(dir, { 'manifest.json': JSON.stringify(manifest, null, 1), 'weights.bin': weights });
+  } finally {
+    states.forEach((s) => [...s.weights, ...s.optimizer].forEach((t) => t.tensor.dispose()));
+  }
+}
+
+const isShape = (s: unknown): s is number[] => Array.isArray(s) && s.every((d) => Number.isInteger(d) && d >= 0);
+
+/** Checks the manifest's structure and that every tensor lies inside `weights.bin`. */
+function validateManifest(value: unknown, file: string, fileSize: number): CheckpointManifest {
+  const bad = (what: string) => new DataFormatError(`${file}: ${what}. The checkpoint is corrupt; save it again or use another one.`);
+  const m = value as Partial<CheckpointManifest> | null;
+  if (typeof m !== 'object' || m === null || m.format !== CHECKPOINT_FORMAT) {
+    throw new DataFormatError(`${file} is not an akkordeon checkpoint manifest (format must be '${CHECKPOINT_FORMAT}'). Point loadCheckpoint at a directory written by saveCheckpoint.`);
+  }
+  if (m.version !== CHECKPOINT_VERSION) {
+    throw new DataFormatError(`${file} has checkpoint version ${String(m.version)}; this akkordeon reads version ${CHECKPOINT_VERSION}. Use the akkordeon version that wrote it.`);
+  }
+  if (!Array.isArray(m.gates) || typeof m.byteLength !== 'number') throw bad('gates or byteLength are missing');
+  if (m.byteLength !== fileSize) {
+    throw bad(`weights.bin has ${fileSize} bytes but the manifest expects ${m.byteLength} (truncated or from another checkpoint)`);
+  }
+  m.gates.forEach((g, i) => {
+    if (typeof g?.name !== 'string' || !Array.isArray(g.weights) || !Array.isArray(g.optimizer)) throw bad(`gate ${i} is malformed`);
+    for (const e of [...g.weights, ...g.optimizer]) {
+      const bytes = BYTES[e?.dtype as TensorEntry['dtype']];
+      const ok = typeof e?.name === 'string' && bytes !== undefined && isShape(e.shape) && Number.isInteger(e.offset) && e.offset >= 0;
+      if (!ok || e.length !== e.shape.reduce((a, b) => a * b, 1) * bytes || e.offset + e.length > fileSize) {
+        throw bad(`tensor '${String(e?.name)}' of gate ${g.name} has an invalid dtype, shape or byte range`);
+      }
+    }
+  });
+  return m as CheckpointManifest;
+}
+
+/** Reads and validates `manifest.json` and `weights.bin` of a checkpoint directory. */
+async function readCheckpoint(dir: string): Promise<{ manifest: CheckpointManifest; data: Buffer }> {
+  const missing = (what: string) =>
+    new CheckpointMismatchError(`${what}. Check the path, or save a checkpoint there first with saveCheckpoint.`);
+  if (!(await isDir(dir))) throw missing(`No checkpoint directory at ${path.resolve(dir)}`);
+  const manifestFile = path.join(dir, 'manifest.json');
+  const text = await fs.readFile(manifestFile, 'utf8').catch(() => undefined);
+  if (text === undefined) throw missing(`${manifestFile} is missing (not a checkpoint, or an incomplete copy)`);
+  const data = await fs.readFile(path.join(dir, 'weights.bin')).catch(() => undefined);
+  if (data === undefined) throw missing(`${path.join(dir, 'weights.bin')} is missing`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new DataFormatError(`${manifestFile} is not valid JSON (${(error as Error).message}). The checkpoint is corrupt; save it again.`, { cause: error });
+  }
+  return { manifest: validateManifest(json, manifestFile, data.byteLength), data };
+}
+
+/** Lists the differences between a gate's tensors and a checkpoint's, as `gate: problem` lines. */
+function compare(gate: string, what: string, have: NamedTensor[], saved: TensorEntry[]): string[] {
+  const problems: string[] = [];
+  const savedByName = new Map(saved.map((e) => [e.name, e]));
+  for (const { name, tensor } of have) {
+    const entry = savedByName.get(name);
+    if (!entry) problems.push(`${gate}: ${what} '${name}' [${tensor.shape}] is missing from the checkpoint`);
+    else if (!tf.util.arraysEqual(entry.shape, tensor.shape)) {
+      problems.push(`${gate}: '${name}' has shape [${tensor.shape}], checkpoint has [${entry.shape}]`);
+    }
+  }
+  const names = new Set(have.map((t) => t.name));
+  for (const e of saved) if (!names.has(e.name)) problems.push(`${gate}: checkpoint has ${what} '${e.name}' [${e.shape}], which this network does not have`);
+  return problems;
+}
+
+/** Optimizer slots (`slot/<param index>/<name>`) must have the shape of the weight they belong to. */
+function checkSlots(gate: string, entry: GateEntry): string[] {
+  return entry.optimizer.flatMap((e) => {
+    const index = /^slot\/(\d+)\//.exec(e.name)?.[1];
+    const weight = index === undefined ? undefined : entry.weights[Number(index)];
+    if (index !== undefined && (!weight || !tf.util.arraysEqual(weight.shape, e.shape))) {
+      return [`${gate}: optimizer state '${e.name}' [${e.shape}] does not fit weight ${index} of the checkpoint`];
+    }
+    return [];
+  });
+}
+
+function toTensor(e: TensorEntry, data: Buffer): tf.Tensor {
+  const copy = new Uint8Array(data.subarray(e.offset, e.offset + e.length)).buffer; // an aligned copy
+  return tf.tensor(new ARRAYS[e.dtype](copy), e.shape, e.dtype);
+}
+
+/**
+ * Loads a checkpoint written by {@link saveCheckpoint} into `network`: weights, and optimizer
+ * state unless `options.optimizer` is false. Everything is checked before anything changes.
+ * @throws CheckpointMismatchError when the directory or a file is missing, or when the gates,
+ *   weight names, shapes or optimizer differ (all mismatches in one message); DataFormatError
+ *   for a corrupt manifest, an unknown format or version, or a truncated `weights.bin`.
+ */
+export async function loadCheckpoint(network: Network, dir: string, options: { optimizer?: boolean } = {}): Promise<void> {
+  const withOptimizer = options.optimizer ?? true;
+  const { manifest, data } = await readCheckpoint(dir);
+  const states: GateState[] = await network.getState();
+  try {
+    const problems: string[] = [];
+    if (manifest.gates.length !== states.length) {
+      problems.push(`the network has ${states.length} gates, the checkpoint has ${manifest.gates.length}`);
+    }
+    states.forEach((state, i) => {
+      const entry = manifest.gates[i];
+      if (!entry) return;
+      problems.push(...compare(state.gate, 'weight', state.weights, entry.weights), ...checkSlots(state.gate, entry));
+      if (withOptimizer && entry.optimizerName !== state.optimizerName) {
+        problems.push(`${state.gate}: the network uses optimizer '${state.optimizerName}', the checkpoint has '${entry.optimizerName}' (load with { optimizer: false } to take only the weights)`);
+      }
+    });
+    if (problems.length > 0) {
+      throw new CheckpointMismatchError(
+        `Checkpoint ${dir} does not fit this network: ${problems.join('; ')}. Load a checkpoint saved from the same network definition.`,
+      );
+    }
+    // Without optimizer state the gates keep theirs (`optimizer: undefined`).
+    await network.setState(
+      states.map((state, i) => ({
+        weights: (manifest.gates[i] as GateEntry).weights.map((e) => ({ name: e.name, tensor: toTensor(e, data) })),
+        optimizer: withOptimizer ? (manifest.gates[i] as GateEntry).optimizer.map((e) => ({ name: e.name, tensor: toTensor(e, data) })) : undefined,
+      })),
+    );
+  } finally {
+    states.forEach((s) => [...s.weights, ...s.optimizer].forEach((t) => t.tensor.dispose()));
+  }
+}

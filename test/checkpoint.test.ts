@@ -1,0 +1,183 @@
+/**
+ * Checkpoints: exact round trip of weights and optimizer state, atomic replacement, rejection of
+ * other architectures without side effects, and named errors for corrupt files.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { CheckpointMismatchError, DataFormatError, InvalidArgumentError } from '../src/errors.js';
+import { loadCheckpoint, saveCheckpoint, writeDirectoryAtomically } from '../src/network/checkpoint.js';
+import { Network } from '../src/network/index.js';
+import type { NamedTensor } from '../src/optim/index.js';
+import { DCASGD } from '../src/optim/index.js';
+import { Sentinel } from '../src/sentinel/index.js';
+import { blobs, setupBackend } from './helpers.js';
+
+beforeAll(setupBackend);
+
+let parent: string;
+let baseline: number;
+beforeEach(async () => {
+  parent = await fs.mkdtemp(path.join(os.tmpdir(), 'akkordeon-ckpt-'));
+  baseline = tf.memory().numTensors;
+});
+afterEach(async () => {
+  await fs.rm(parent, { recursive: true, force: true });
+});
+
+/**
+ * Builds layers by a concrete call first. Workaround: Gate.postStop calls `layer.dispose()`,
+ * which tfjs refuses for layers only ever built with `build()` ("has not been used yet"), so
+ * their variables and the optimizer's slots would leak.
+ */
+function prebuilt(inputShape: number[], layers: tf.layers.Layer[]): tf.layers.Layer[] {
+  tf.tidy(() => {
+    layers.reduce<tf.Tensor>((x, layer) => layer.apply(x) as tf.Tensor, tf.zeros([1, ...inputShape]));
+  });
+  return layers;
+}
+
+function makeNetwork(hidden: number): Network {
+  return new Network({
+    inputShape: [6],
+    gates: [
+      { layers: prebuilt([6], [tf.layers.dense({ units: hidden, activation: 'relu' })]) },
+      { layers: prebuilt([hidden], [tf.layers.dense({ units: 8, activation: 'tanh' }), tf.layers.dense({ units: 3 })]) },
+    ],
+    optimizer: () => new DCASGD({ learningRate: 0.05, momentum: 0.9 }),
+  });
+}
+
+async function train(network: Network, seed: number): Promise<number> {
+  const sentinel = new Sentinel({ name: `train-${seed}`, mode: 'train', data: blobs(64, 6, 3, seed), batchSize: 16, concurrency: 2 });
+  network.attach(sentinel);
+  const summary = await sentinel.done;
+  return summary.epochs[0]?.loss ?? NaN;
+}
+
+/** Every gate's weights and optimizer state as plain arrays, keyed `gate/kind/name`. */
+async function snapshot(network: Network): Promise<Map<string, number[]>> {
+  const states = await network.getState();
+  const values = new Map<string, number[]>();
+  const add = (gate: string, kind: string, list: NamedTensor[]) =>
+    list.forEach(({ name, tensor }) => values.set(`${gate}/${kind}/${name}`, Array.from(tensor.dataSync())));
+  states.forEach((s) => {
+    add(s.gate, 'w', s.weights);
+    add(s.gate, 'opt', s.optimizer);
+    [...s.weights, ...s.optimizer].forEach((t) => t.tensor.dispose());
+  });
+  return values;
+}
+
+test('a checkpoint restores weights and optimizer state exactly, and a second save replaces it atomically', async () => {
+  const network = makeNetwork(16);
+  await train(network, 1);
+  const dir = path.join(parent, 'ckpt');
+  const saved = await snapshot(network);
+  expect([...saved.keys()].some((k) => k.includes('/opt/slot/'))).toBe(true); // momentum exists
+  await saveCheckpoint(network, dir);
+
+  await train(network, 2);
+  expect(await snapshot(network)).not.toEqual(saved);
+  await loadCheckpoint(network, dir);
+  expect(await snapshot(network)).toEqual(saved);
+
+  await train(network, 3);
+  const second = await snapshot(network);
+  await saveCheckpoint(network, dir);
+  expect(await fs.readdir(parent)).toEqual(['ckpt']); // no temp or aside directories left
+  expect((await fs.readdir(dir)).sort()).toEqual(['manifest.json', 'weights.bin']);
+  await train(network, 4);
+  await loadCheckpoint(network, dir);
+  expect(await snapshot(network)).toEqual(second);
+
+  await network.dispose();
+  expect(tf.memory().numTensors).toBe(baseline);
+});
+
+test('loading with { optimizer: false } takes the weights and keeps the current optimizer state', async () => {
+  const network = makeNetwork(16);
+  await train(network, 1);
+  const dir = path.join(parent, 'ckpt');
+  const saved = await snapshot(network);
+  await saveCheckpoint(network, dir);
+  await train(network, 2);
+  const trained = await snapshot(network);
+  await loadCheckpoint(network, dir, { optimizer: false });
+  const loaded = await snapshot(network);
+  for (const [key, value] of loaded) expect(value).toEqual(key.includes('/opt/') ? trained.get(key) : saved.get(key));
+  await network.dispose();
+  expect(tf.memory().numTensors).toBe(baseline);
+});
+
+test('a checkpoint of another architecture is rejected whole, names each weight, and changes nothing', async () => {
+  const other = makeNetwork(16);
+  await train(other, 1);
+  const dir = path.join(parent, 'other');
+  await saveCheckpoint(other, dir);
+  await other.dispose();
+
+  const network = makeNetwork(12);
+  await train(network, 2);
+  const before = await snapshot(network);
+  const error = await loadCheckpoint(network, dir).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(CheckpointMismatchError);
+  const message = (error as Error).message;
+  expect(message).toContain("gate-0: 'layer0/kernel' has shape [6,12], checkpoint has [6,16]");
+  expect(message).toContain("gate-0: 'layer0/bias' has shape [12], checkpoint has [16]");
+  expect(message).toContain("gate-1: 'layer0/kernel' has shape [12,8], checkpoint has [16,8]");
+  expect(await snapshot(network)).toEqual(before);
+
+  const loss = await train(network, 3); // the network still trains
+  expect(Number.isFinite(loss)).toBe(true);
+  expect(await snapshot(network)).not.toEqual(before);
+  await network.dispose();
+  expect(tf.memory().numTensors).toBe(baseline);
+});
+
+test('missing, truncated and corrupt checkpoints give named errors and leave the network unchanged', async () => {
+  const network = makeNetwork(16);
+  await train(network, 1);
+  const dir = path.join(parent, 'ckpt');
+  await saveCheckpoint(network, dir);
+  const before = await snapshot(network);
+
+  await expect(loadCheckpoint(network, path.join(parent, 'nowhere'))).rejects.toThrow(CheckpointMismatchError);
+
+  const bin = path.join(dir, 'weights.bin');
+  const full = await fs.readFile(bin);
+  await fs.writeFile(bin, full.subarray(0, full.length - 8));
+  await expect(loadCheckpoint(network, dir)).rejects.toThrow(/weights\.bin has \d+ bytes but the manifest expects/);
+  await expect(loadCheckpoint(network, dir)).rejects.toThrow(DataFormatError);
+  await fs.writeFile(bin, full);
+
+  const manifestFile = path.join(dir, 'manifest.json');
+  const manifest = JSON.parse(await fs.readFile(manifestFile, 'utf8')) as { version: number };
+  await fs.writeFile(manifestFile, '{"format": "akkordeon-checkpoint", ');
+  await expect(loadCheckpoint(network, dir)).rejects.toThrow(/not valid JSON/);
+  await fs.writeFile(manifestFile, JSON.stringify({ ...manifest, version: 99 }));
+  await expect(loadCheckpoint(network, dir)).rejects.toThrow(/version 99/);
+  await fs.rm(manifestFile);
+  await expect(loadCheckpoint(network, dir)).rejects.toThrow(CheckpointMismatchError);
+
+  expect(await snapshot(network)).toEqual(before);
+  await network.dispose();
+  expect(tf.memory().numTensors).toBe(baseline);
+});
+
+test('a write that fails midway keeps the previous directory and leaves no temp directory', async () => {
+  const dir = path.join(parent, 'ckpt');
+  await writeDirectoryAtomically(dir, { 'manifest.json': '{"v":1}', 'weights.bin': new Uint8Array([1, 2, 3]) });
+  // The second file cannot be created (its folder does not exist), after the first was written.
+  await expect(writeDirectoryAtomically(dir, { 'manifest.json': '{"v":2}', 'sub/weights.bin': new Uint8Array(4) })).rejects.toThrow();
+  expect(await fs.readdir(parent)).toEqual(['ckpt']);
+  expect(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8')).toBe('{"v":1}');
+
+  // A directory with files of its own is never replaced.
+  const foreign = path.join(parent, 'foreign');
+  await fs.mkdir(foreign);
+  await fs.writeFile(path.join(foreign, 'notes.txt'), 'keep me');
+  await expect(writeDirectoryAtomically(foreign, { 'manifest.json': '{}' })).rejects.toThrow(InvalidArgumentError);
+  expect(await fs.readFile(path.join(foreign, 'notes.txt'), 'utf8')).toBe('keep me');
+});
