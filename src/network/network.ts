@@ -8,7 +8,7 @@ import { ActorSystem, type ActorRef } from '../actor/index.js';
 import { AkkordeonError, fromErrorInfo, InvalidArgumentError } from '../errors.js';
 import { Gate } from '../gate/index.js';
 import { DCASGD, type NamedTensor, type Optimizer } from '../optim/index.js';
-import type { GateDetached, GateMessage, GateState, GateStateSet, SentinelReply } from '../protocol.js';
+import { disposeMessageTensors, type GateDetached, type GateMessage, type GateState, type GateStateSet, type SentinelReply } from '../protocol.js';
 import type { Sentinel, SentinelMessage } from '../sentinel/index.js';
 
 /** One gate of a network: its layers and (optionally) its own optimizer. */
@@ -42,6 +42,8 @@ export class Network {
   readonly inputShape: number[];
   readonly outputShape: number[];
   private readonly attached = new Map<Sentinel, ActorRef<SentinelMessage>>();
+  /** Detaches under way, awaited by {@link dispose}. */
+  private readonly releases = new Set<Promise<void>>();
   private readonly askTimeoutMs: number;
 
   /** @throws InvalidArgumentError without gates; ShapeMismatchError when the gates' shapes do not chain. */
@@ -66,6 +68,8 @@ export class Network {
     this.outputShape = shape;
     this.gates = logic.map((gate) => this.system.spawn(() => gate, { name: gate.name, supervision: 'resume' }));
     this.gates.forEach((ref, i) => ref.tell({ type: 'gate.connect', previous: this.gates[i - 1], next: this.gates[i + 1] }));
+    // Outputs still travelling to a sentinel that has gone are freed here.
+    this.system.events.on('deadLetter', (_target, message) => disposeMessageTensors(message));
   }
 
   /**
@@ -76,7 +80,11 @@ export class Network {
     if (this.attached.has(sentinel)) throw new InvalidArgumentError(`Sentinel '${sentinel.name}' is already attached.`);
     const ref = this.system.spawn<SentinelMessage>(() => sentinel, { name: `sentinel-${sentinel.name}` });
     this.attached.set(sentinel, ref);
-    const release = () => void this.release(sentinel).catch(() => undefined);
+    const release = () => {
+      const pending = this.release(sentinel).catch(() => undefined);
+      this.releases.add(pending);
+      void pending.finally(() => this.releases.delete(pending));
+    };
     sentinel.done.then(release, release);
     ref.tell({ type: 'sentinel.start', first: this.gates[0] as ActorRef<GateMessage>, last: this.gates[this.gates.length - 1] as ActorRef<GateMessage> });
     return ref;
@@ -111,14 +119,18 @@ export class Network {
     await this.detachId(ref.id);
   }
 
-  /** Tells every gate to free a sentinel's state by id (also for sentinels that died elsewhere). */
+  /**
+   * Tells every gate to free a sentinel's state by id (also for sentinels that died elsewhere)
+   * and returns the number of batches dropped. Gates are asked in pipeline order, one after the
+   * other: a batch that gate i had already passed on reaches gate i+1 before its detach does.
+   */
   async detachId(sentinelId: string): Promise<number> {
-    const replies = await Promise.all(
-      this.gates.map((gate) =>
-        this.system.ask<GateDetached, GateMessage>(gate, (replyTo) => ({ type: 'gate.detach', sentinelId, replyTo }), this.askTimeoutMs),
-      ),
-    );
-    return replies.reduce((n, r) => n + r.dropped, 0);
+    let dropped = 0;
+    for (const gate of this.gates) {
+      const reply = await this.system.ask<GateDetached, GateMessage>(gate, (replyTo) => ({ type: 'gate.detach', sentinelId, replyTo }), this.askTimeoutMs);
+      dropped += reply.dropped;
+    }
+    return dropped;
   }
 
   /**
@@ -168,6 +180,7 @@ export class Network {
 
   /** Stops every sentinel and gate and frees their tensors. */
   async dispose(): Promise<void> {
+    await Promise.allSettled([...this.releases]);
     for (const sentinel of [...this.attached.keys()]) await this.release(sentinel);
     this.gates.forEach((gate) => this.system.stop(gate));
   }

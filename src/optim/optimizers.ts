@@ -141,7 +141,7 @@ export class DCASGD extends SGD {
     this.variant = variant;
     this.lambda = checkRange('lambda', options.lambda ?? 0.04, 0);
     this.lambda0 = checkRange('lambda0', options.lambda0 ?? 2, 0);
-    this.meanSquareDecay = checkRange('meanSquareDecay', options.meanSquareDecay ?? 0.95, 0, 1);
+    this.meanSquareDecay = checkRange('meanSquareDecay', options.meanSquareDecay ?? 0.95, 0, 0.999999);
     this.epsilon = checkRange('epsilon', options.epsilon ?? 1e-7, 0, Infinity, true);
   }
 
