@@ -32,8 +32,11 @@ export interface SentinelOptions {
   metrics?: Metric[];
   /** Passes over the data (epochs) before the sentinel finishes. Default 1. */
   epochs?: number;
-  /** Finish once an epoch's metric reaches this value, e.g. `{ metric: 'accuracy', atLeast: 0.98 }`. */
-  target?: { metric: string; atLeast: number };
+  /**
+   * Finish once an epoch reaches a target: a metric at least a value
+   * (`{ metric: 'accuracy', atLeast: 0.98 }`) or the loss at most a value (`{ metric: 'loss', atMost: 0.01 }`).
+   */
+  target?: { metric: string; atLeast?: number; atMost?: number };
   /** Finish after this many ms of running (in-flight batches still complete). */
   timeLimitMs?: number;
   /**
@@ -83,6 +86,12 @@ interface InFlight {
   batch: Batch;
 }
 
+function reached(stats: EpochStats, target: NonNullable<SentinelOptions['target']>): boolean {
+  const value = target.metric === 'loss' ? stats.loss : stats.metrics[target.metric];
+  if (value === undefined || Number.isNaN(value)) return false;
+  return (target.atLeast === undefined || value >= target.atLeast) && (target.atMost === undefined || value <= target.atMost);
+}
+
 /** Sentinel actor logic; attach it to a network with `network.attach(sentinel)`. */
 export class Sentinel implements Actor<SentinelMessage> {
   readonly events = new EventEmitter<SentinelEvents>();
@@ -128,6 +137,9 @@ export class Sentinel implements Actor<SentinelMessage> {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new InvalidArgumentError(`Invalid batch size: ${batchSize}. Use a positive integer.`);
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError(`Invalid concurrency: ${concurrency}. Use a positive integer.`);
     if (!(epochs >= 1)) throw new InvalidArgumentError(`Invalid epochs: ${epochs}. Use at least 1.`);
+    if (options.target && options.target.atLeast === undefined && options.target.atMost === undefined) {
+      throw new InvalidArgumentError(`Target '${options.target.metric}' needs atLeast or atMost.`);
+    }
     if (options.timeLimitMs !== undefined && !(options.timeLimitMs > 0)) throw new InvalidArgumentError(`Invalid time limit: ${options.timeLimitMs} ms.`);
     this.done = new Promise((resolve, reject) => {
       this.resolve = resolve;
@@ -269,7 +281,7 @@ export class Sentinel implements Actor<SentinelMessage> {
     if (this.failure) return this.finish('error');
     if (this.draining) return this.finish(this.options.timeLimitMs !== undefined ? 'time' : 'stopped');
     const { target, epochs } = this.options;
-    if (target && (stats.metrics[target.metric] ?? -Infinity) >= target.atLeast) return this.finish('target');
+    if (target && reached(stats, target)) return this.finish('target');
     if (this.epoch >= epochs) return this.finish('epochs');
     if (this.finishing && (this.options.trigger === 'auto' || this.passesRequested === 0)) return this.finish('stopped');
     this.beginEpoch();
