@@ -1,0 +1,102 @@
+/**
+ * Sentinel behaviour: epoch figures weighted by samples, stop conditions (epochs, target, time
+ * limit), manual passes for validation, and prediction output in dataset order.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { blobs, setupBackend } from '../../test/helpers.js';
+import { ArrayProvider } from '../data/index.js';
+import { InvalidArgumentError } from '../errors.js';
+import { Network } from '../network/index.js';
+import { SGD } from '../optim/index.js';
+import { softmaxCrossEntropy } from './loss.js';
+import { Sentinel } from './sentinel.js';
+
+beforeAll(setupBackend);
+
+/** A one-gate identity-like network whose logits are the inputs themselves (a linear layer, W = I). */
+function identityNetwork(classes: number): Network {
+  return new Network({
+    inputShape: [classes],
+    gates: [{ layers: [tf.layers.dense({ units: classes, useBias: false, kernelInitializer: 'identity' })] }],
+    optimizer: () => new SGD({ learningRate: 1e-9 }),
+  });
+}
+
+test('epoch loss and accuracy are weighted by samples, not averaged over batches', async () => {
+  // 5 samples, batch size 4: batches of 4 and 1. Logits = inputs, so every loss is known exactly.
+  const x = [5, 0, 5, 0, 5, 0, 5, 0, 0, 5];
+  const y = [0, 0, 0, 0, 0]; // the last sample is wrong with a large loss
+  const data = new ArrayProvider({ x, y, inputShape: [2], numClasses: 2 });
+  const network = identityNetwork(2);
+  const sentinel = new Sentinel({ name: 'test', mode: 'test', data, batchSize: 4 });
+  network.attach(sentinel);
+  const stats = (await sentinel.done).epochs[0];
+  const perSample = (logits: number[], label: number) =>
+    tf.tidy(() => softmaxCrossEntropy.compute(tf.tensor2d([logits]), tf.tensor1d([label], 'int32'), false).value);
+  const expected = (4 * perSample([5, 0], 0) + perSample([0, 5], 0)) / 5;
+  expect(stats?.loss).toBeCloseTo(expected, 5);
+  expect(stats?.metrics.accuracy).toBeCloseTo(4 / 5, 10); // batch average would be (1 + 0) / 2
+  expect(stats?.samples).toBe(5);
+  await network.dispose();
+});
+
+test('a training sentinel stops on its target metric, before its epoch limit', async () => {
+  const network = new Network({ inputShape: [10], gates: [{ layers: [tf.layers.dense({ units: 4 })] }], optimizer: () => new SGD({ learningRate: 0.5 }) });
+  const sentinel = new Sentinel({ name: 'train', mode: 'train', data: blobs(512, 10, 4), batchSize: 32, epochs: 200, target: { metric: 'accuracy', atLeast: 0.9 } });
+  network.attach(sentinel);
+  const summary = await sentinel.done;
+  expect(summary.stoppedBy).toBe('target');
+  expect(summary.epochs.length).toBeLessThan(200);
+  expect(summary.epochs.at(-1)?.metrics.accuracy).toBeGreaterThanOrEqual(0.9);
+  await network.dispose();
+});
+
+test('a time limit stops a sentinel after its in-flight batches (injected clock)', async () => {
+  let now = 0;
+  const network = identityNetwork(4);
+  const sentinel = new Sentinel({ name: 'timed', mode: 'train', data: blobs(256, 4, 4), batchSize: 8, epochs: 100, timeLimitMs: 1000, now: () => now });
+  sentinel.events.on('batch', (info) => {
+    if (info.batch === 5) now = 2000; // the limit passes during the sixth batch
+  });
+  network.attach(sentinel);
+  const summary = await sentinel.done;
+  expect(summary.stoppedBy).toBe('time');
+  expect(summary.epochs).toHaveLength(1);
+  expect(summary.epochs[0]?.samples).toBeLessThan(256);
+  await network.dispose();
+});
+
+test('a manual sentinel runs one pass per request and finishes after the requested passes', async () => {
+  const network = identityNetwork(4);
+  const validator = new Sentinel({ name: 'validate', mode: 'validate', data: blobs(64, 4, 4), batchSize: 16, trigger: 'manual', epochs: Infinity });
+  network.attach(validator);
+  network.requestPass(validator);
+  network.requestPass(validator);
+  network.finish(validator);
+  const summary = await validator.done;
+  expect(summary.stoppedBy).toBe('stopped');
+  expect(summary.epochs.map((e) => e.samples)).toEqual([64, 64]);
+  await network.dispose();
+});
+
+test('prediction mode returns outputs in dataset order', async () => {
+  const baseline = tf.memory().numTensors;
+  const network = identityNetwork(3);
+  const x = Array.from({ length: 7 * 3 }, (_, i) => i);
+  const data = new ArrayProvider({ x, y: new Array(7).fill(0), inputShape: [3], numClasses: 3 });
+  const sentinel = new Sentinel({ name: 'predict', mode: 'predict', data, batchSize: 2, concurrency: 3 });
+  network.attach(sentinel);
+  const { predictions } = await sentinel.done;
+  expect(predictions?.shape).toEqual([7, 3]);
+  expect(Array.from(predictions?.dataSync() ?? [])).toEqual(x);
+  predictions?.dispose();
+  await network.dispose();
+  expect(tf.memory().numTensors).toBe(baseline);
+});
+
+test('invalid options are rejected with a named error', () => {
+  const data = blobs(8, 4, 4);
+  expect(() => new Sentinel({ name: 's', mode: 'train', data, batchSize: 0 })).toThrow(InvalidArgumentError);
+  expect(() => new Sentinel({ name: 's', mode: 'train', data, concurrency: 1.5 })).toThrow(/concurrency/);
+  expect(() => new Sentinel({ name: 's', mode: 'train', data, target: { metric: 'accuracy' } })).toThrow(/atLeast or atMost/);
+});
