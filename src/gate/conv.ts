@@ -1,9 +1,11 @@
 /**
  * Conv2D with a hand-written backward pass. The wasm backend has no `Conv2DBackpropFilter`
- * kernel, so tfjs autograd cannot train a conv layer there; this op computes the filter
- * gradient as `patchesᵀ · dz` (im2col by strided slices, then one plain `matMul`) and the input
- * gradient with `conv2dTranspose` (the `Conv2DBackpropInput` kernel).
- * Supports channels-last, `same`/`valid` padding, any stride, dilation 1.
+ * kernel (so tfjs autograd cannot train a conv layer there) and a slow `Conv2DBackpropInput`.
+ * With stride 1 both gradients are forward convolutions, which run on the fast kernel:
+ * the filter gradient correlates the input with `dz` (batch and channel axes swapped), and the
+ * input gradient correlates the padded `dz` with the flipped kernel. With larger strides the
+ * filter gradient is `patchesᵀ · dz` (im2col by strided slices) and the input gradient uses
+ * `conv2dTranspose`. Supports channels-last, `same`/`valid` padding, dilation 1.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { LayerOp, OpGradients, Saved } from './ops.js';
@@ -67,16 +69,53 @@ export class ConvOp implements LayerOp {
       else if (act === 'sigmoid') dz = tf.mul(dy, tf.mul(y, tf.sub(1, y)));
       else if (act === 'tanh') dz = tf.mul(dy, tf.sub(1, tf.square(y)));
       const kernel = w[0] as tf.Tensor4D;
-      const [kh, kw, channels, filters] = kernel.shape;
-      const [, outH, outW] = dz.shape;
-      const patches = this.patches(x, kh, kw, outH, outW);
-      const rows = dz.shape[0] * outH * outW;
-      const dW = tf.matMul(tf.transpose(tf.reshape(patches, [rows, kh * kw * channels])), tf.reshape(dz, [rows, filters]));
-      const grads: tf.Tensor[] = [tf.reshape(dW, kernel.shape)];
+      const unitStride = this.strides[0] === 1 && this.strides[1] === 1;
+      const grads: tf.Tensor[] = [unitStride ? this.filterGradient(x, dz, kernel) : this.filterGradientIm2col(x, dz, kernel)];
       if (w[1]) grads.push(tf.sum(dz, [0, 1, 2]));
       if (!needDx) return { grads };
-      return { grads, dx: tf.conv2dTranspose(dz, kernel, x.shape, this.strides, this.config.padding) };
+      const dx = unitStride ? this.inputGradient(dz, kernel, x.shape) : tf.conv2dTranspose(dz, kernel, x.shape, this.strides, this.config.padding);
+      return { grads, dx };
     });
+  }
+
+  /** Padding before the first row and column that the forward pass used (stride 1). */
+  private leadingPad(kh: number, kw: number): [number, number] {
+    return this.config.padding === 'same' ? [Math.floor((kh - 1) / 2), Math.floor((kw - 1) / 2)] : [0, 0];
+  }
+
+  /** Stride 1: `dW[a,b,c,f] = Σ_{n,i,j} x[n,i+a,j+b,c] dz[n,i,j,f]`, a convolution over the batch axis. */
+  private filterGradient(x: tf.Tensor4D, dz: tf.Tensor4D, kernel: tf.Tensor4D): tf.Tensor4D {
+    const [kh, kw] = kernel.shape;
+    const [top, left] = this.leadingPad(kh, kw);
+    const [, h, wd] = x.shape;
+    const [, outH, outW] = dz.shape;
+    const padded = this.config.padding === 'same' ? tf.pad(x, [[0, 0], [top, outH + kh - 1 - h - top], [left, outW + kw - 1 - wd - left], [0, 0]]) : x;
+    // x as [channels, H, W, batch] correlated with dz as a [outH, outW, batch, filters] kernel.
+    const correlation = tf.conv2d(tf.transpose(padded, [3, 1, 2, 0]), tf.transpose(dz, [1, 2, 0, 3]), 1, 'valid');
+    return tf.transpose(correlation, [1, 2, 0, 3]);
+  }
+
+  /** Stride 1: `dx` is `dz`, padded to full size, correlated with the flipped, transposed kernel. */
+  private inputGradient(dz: tf.Tensor4D, kernel: tf.Tensor4D, xShape: number[]): tf.Tensor4D {
+    const [kh, kw] = kernel.shape;
+    const [top, left] = this.leadingPad(kh, kw);
+    const [, h, wd] = xShape as [number, number, number, number];
+    const [, outH, outW] = dz.shape;
+    const padTop = kh - 1 - top;
+    const padLeft = kw - 1 - left;
+    const padded = tf.pad(dz, [[0, 0], [padTop, h + kh - 1 - outH - padTop], [padLeft, wd + kw - 1 - outW - padLeft], [0, 0]]);
+    const flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2]);
+    return tf.conv2d(padded, flipped, 1, 'valid');
+  }
+
+  /** Any stride: `dW = patchesᵀ · dz` with im2col patches. */
+  private filterGradientIm2col(x: tf.Tensor4D, dz: tf.Tensor4D, kernel: tf.Tensor4D): tf.Tensor4D {
+    const [kh, kw, channels, filters] = kernel.shape;
+    const [, outH, outW] = dz.shape;
+    const patches = this.patches(x, kh, kw, outH, outW);
+    const rows = dz.shape[0] * outH * outW;
+    const dW = tf.matMul(tf.transpose(tf.reshape(patches, [rows, kh * kw * channels])), tf.reshape(dz, [rows, filters]));
+    return tf.reshape(dW, kernel.shape);
   }
 
   /** im2col: `[batch, outH, outW, kh·kw·channels]`, channel order (kh, kw, c) like the kernel. */

@@ -1,13 +1,15 @@
 /**
  * Forward and backward of one tfjs-layers layer with explicit weights, so that a gate can run a
  * batch's backward at the weight version its forward used (weight stashing). Dense, Dropout,
- * Flatten and Reshape have hand-written backward passes that reuse the forward activations and
+ * Flatten and Reshape (here), Conv2D (`conv.ts`) and MaxPooling2D (`pool.ts`) have hand-written
+ * backward passes that reuse the forward activations and
  * use plain `matMul` with explicit transposes (on wasm, `matMul` with `transposeA/B` falls back to
  * a slow scalar loop). Every other layer falls back to tfjs autograd on that layer alone,
  * recomputing its forward at the stashed weights.
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConvOp, convSupported } from './conv.js';
+import { MaxPoolOp, maxPoolSupported } from './pool.js';
 
 /** What a forward pass keeps for its backward pass; owned by the gate until backward or detach. */
 export interface Saved {
@@ -196,6 +198,7 @@ export function createOp(layer: tf.layers.Layer, inputRank: number, seeds: SeedS
     return new DenseOp(layer);
   }
   if (convSupported(layer)) return new ConvOp(layer);
+  if (maxPoolSupported(layer)) return new MaxPoolOp(layer);
   if (kind === 'Dropout') return new DropoutOp(layer, seeds);
   if (kind === 'Flatten' || kind === 'Reshape') return new ReshapeOp(layer);
   return new AutogradOp(layer);

@@ -1,0 +1,130 @@
+/**
+ * Shared pieces of the benchmark: the competitor interface, the MNIST data every competitor
+ * trains on, the model's layer sizes, test-set accuracy, and a leak check.
+ */
+import { access } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { ArrayProvider, ensureMnist, loadMnist, mnistFileNames, resolveMnistDir, type MnistSplit } from '../src/data/index.js';
+
+/** Layer widths of the benchmark MLP: 784 → 512 (relu) → 256 (relu) → 10 (linear logits). */
+export const LAYER_SIZES = [784, 512, 256, 10] as const;
+
+/** Everything a competitor trains and tests on; loaded once, outside any timing. */
+export interface BenchData {
+  /** The 60000 MNIST training images (`[60000, 784]` float32 in `[0, 1]`) and labels. */
+  train: MnistSplit;
+  /** The 10000 MNIST test images and labels. */
+  test: MnistSplit;
+  /** Samples per batch (default 128). */
+  batchSize: number;
+  /** Batches trained before the timed epochs, to warm up kernels and the JIT (not timed). */
+  warmupBatches: number;
+}
+
+/** What one competitor reports after its timed epochs. */
+export interface BenchResult {
+  /** Training samples per second over the timed epochs (warm-up excluded). */
+  samplesPerSecond: number;
+  /** Fraction of the 10000 test images classified correctly after training, in `[0, 1]`. */
+  testAccuracy: number;
+  /** Training samples processed in the timed epochs. */
+  samples: number;
+  /** Wall time of the timed epochs, seconds. */
+  seconds: number;
+  /**
+   * CPU time (user + system, all threads of the process) spent in the timed epochs, seconds.
+   * Unlike {@link seconds} it hardly grows when other processes compete for the cores.
+   */
+  cpuSeconds: number;
+  /** Tensors still allocated after the competitor cleaned up, minus those before it started. */
+  leakedTensors: number;
+}
+
+/** One way of training the benchmark MLP. */
+export interface Competitor {
+  /** Short name shown in the table, e.g. `'tfjs model.fit'`. */
+  readonly name: string;
+  /** Key for `--only`, e.g. `'fit'`. */
+  readonly key: string;
+  /** Trains a fresh model for `epochs` epochs on `data.train` and tests it on `data.test`. */
+  train(data: BenchData, epochs: number): Promise<BenchResult>;
+}
+
+const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** Where CI keeps MNIST: `shared/data/mnist` beside the clone. */
+const SHARED_MNIST = path.resolve(PROJECT_ROOT, '../shared/data/mnist');
+
+async function hasMnist(dir: string): Promise<boolean> {
+  const names = [...Object.values(mnistFileNames('train')), ...Object.values(mnistFileNames('test'))];
+  const found = await Promise.all(names.map((n) => access(path.join(dir, n)).then(() => true, () => false)));
+  return found.every(Boolean);
+}
+
+/**
+ * Finds the MNIST directory: `--data` if given (downloaded there when missing), else
+ * `MNIST_DIR` / `data/mnist` (see `resolveMnistDir`) when it holds the files, else
+ * `../shared/data/mnist`, else downloads into `resolveMnistDir()`.
+ * @throws DataFormatError when the files are missing and cannot be downloaded.
+ */
+export async function findMnistDir(flag?: string): Promise<string> {
+  const candidates = flag ? [resolveMnistDir(flag)] : [resolveMnistDir(), SHARED_MNIST];
+  for (const dir of candidates) if (await hasMnist(dir)) return dir;
+  const target = candidates[0] as string;
+  await ensureMnist(target, { log: (line) => console.error(line) });
+  return target;
+}
+
+/** Loads both MNIST splits from `dir` into a {@link BenchData}. */
+export async function loadBenchData(dir: string, batchSize: number, warmupBatches = 5): Promise<BenchData> {
+  const [train, test] = await Promise.all([loadMnist(dir, 'train'), loadMnist(dir, 'test')]);
+  return { train, test, batchSize, warmupBatches };
+}
+
+/** The training split as a shuffling provider (seed 0), as akkordeon's sentinels consume it. */
+export function trainProvider(data: BenchData, samples = data.train.count): ArrayProvider {
+  return new ArrayProvider({
+    x: data.train.images.subarray(0, samples * 784),
+    y: data.train.labels.subarray(0, samples),
+    inputShape: [784],
+    numClasses: 10,
+    seed: 0,
+  });
+}
+
+/**
+ * Test-set accuracy of a model given as a function from images `[n, 784]` to logits `[n, 10]`.
+ * Runs in chunks of `chunk` images; `predict` must not dispose its input, the caller owns its output.
+ */
+export async function testAccuracy(
+  data: BenchData,
+  predict: (x: tf.Tensor2D) => tf.Tensor | Promise<tf.Tensor>,
+  chunk = 1000,
+): Promise<number> {
+  const { images, labels, count } = data.test;
+  let hits = 0;
+  for (let start = 0; start < count; start += chunk) {
+    const n = Math.min(chunk, count - start);
+    const x = tf.tensor2d(images.subarray(start * 784, (start + n) * 784), [n, 784]);
+    const logits = await predict(x);
+    const predicted = tf.tidy(() => tf.argMax(logits, -1));
+    const values = await predicted.data();
+    tf.dispose([x, logits, predicted]);
+    for (let i = 0; i < n; i++) if (values[i] === labels[start + i]) hits++;
+  }
+  return hits / count;
+}
+
+/** Milliseconds since an arbitrary origin, high resolution. */
+export const now = (): number => performance.now();
+
+/** Starts a stopwatch; calling the result returns the wall and CPU seconds elapsed since. */
+export function stopwatch(): () => { seconds: number; cpuSeconds: number } {
+  const wall = now();
+  const cpu = process.cpuUsage();
+  return () => {
+    const used = process.cpuUsage(cpu);
+    return { seconds: (now() - wall) / 1000, cpuSeconds: (used.user + used.system) / 1e6 };
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * `npm run bench`: trains the same MLP (784-512-256-10, relu, relu, linear logits, softmax
+ * cross-entropy) on the same 60000 MNIST images, in one process on one backend, with
+ * (1) tfjs `model.fit`, (2) a hand-written synchronous loop (the single-thread limit) and
+ * (3) akkordeon in one thread, and prints throughput and test accuracy side by side.
+ *
+ *   npm run bench -- [--backend wasm] [--data DIR] [--epochs 1] [--only fit,hand,akkordeon]
+ *                    [--batch-size 128] [--warmup 5] [--json]
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { Command, InvalidArgumentError as CommanderArgumentError } from 'commander';
+import { initBackend } from '../src/backend.js';
+import { describeError } from '../src/errors.js';
+import { akkordeonCompetitor } from './akkordeon.js';
+import { type Competitor, findMnistDir, loadBenchData, now } from './common.js';
+import { fitCompetitor } from './fit.js';
+import { handwrittenCompetitor } from './handwritten.js';
+import { checks, formatChecks, formatTable, type Row, writeJson } from './report.js';
+
+const COMPETITORS: Competitor[] = [fitCompetitor, handwrittenCompetitor, akkordeonCompetitor];
+const RESULTS_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'results', 'latest.json');
+
+function positiveInt(name: string, zeroOk = false) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < (zeroOk ? 0 : 1)) throw new CommanderArgumentError(`${name} must be a ${zeroOk ? 'non-negative' : 'positive'} integer, got '${value}'.`);
+    return n;
+  };
+}
+
+function competitorList(value: string): string[] {
+  const keys = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const known = COMPETITORS.map((c) => c.key);
+  const unknown = keys.filter((k) => !known.includes(k));
+  if (keys.length === 0 || unknown.length > 0) {
+    throw new CommanderArgumentError(`unknown competitor '${unknown.join(',')}'; use a comma-separated subset of ${known.join(',')}.`);
+  }
+  return keys;
+}
+
+interface Flags {
+  backend?: string;
+  data?: string;
+  epochs: number;
+  only: string[];
+  batchSize: number;
+  warmup: number;
+  json: boolean;
+}
+
+const program = new Command()
+  .name('bench')
+  .description('Throughput and test accuracy of model.fit, a hand-written loop and akkordeon on MNIST.')
+  .option('--backend <name>', 'tfjs backend: auto, tensorflow, wasm or cpu (default: $AKKORDEON_BACKEND, else auto)')
+  .option('--data <DIR>', 'MNIST directory (default: $MNIST_DIR, data/mnist, then ../shared/data/mnist)')
+  .option('--epochs <n>', 'timed epochs per competitor', positiveInt('--epochs'), 1)
+  .option('--only <list>', 'competitors to run, comma-separated: fit,hand,akkordeon', competitorList, COMPETITORS.map((c) => c.key))
+  .option('--batch-size <n>', 'samples per batch', positiveInt('--batch-size'), 128)
+  .option('--warmup <n>', 'untimed warm-up batches per competitor', positiveInt('--warmup', true), 5)
+  .option('--json', `also write the figures to ${path.relative(process.cwd(), RESULTS_FILE)}`, false)
+  .parse();
+
+async function main(flags: Flags): Promise<void> {
+  const backend = await initBackend(flags.backend);
+  const dir = await findMnistDir(flags.data);
+  const loadStart = now();
+  const data = await loadBenchData(dir, flags.batchSize, flags.warmup);
+  console.log(
+    `backend ${backend} · tfjs ${tf.version.tfjs} · node ${process.version} · ${os.cpus().length} cores · ` +
+      `MNIST ${data.train.count} train / ${data.test.count} test from ${dir} (loaded in ${((now() - loadStart) / 1000).toFixed(1)} s)`,
+  );
+  const load = os.loadavg()[0] ?? 0;
+  if (load > 0.5) console.log(`note: load average ${load.toFixed(2)} before the run; other processes distort wall-clock figures (compare samples/CPU-s)`);
+  console.log(`batch size ${flags.batchSize} · ${flags.epochs} epoch(s) · ${flags.warmup} warm-up batches each (not timed)\n`);
+
+  const rows: Row[] = [];
+  for (const competitor of COMPETITORS.filter((c) => flags.only.includes(c.key))) {
+    process.stdout.write(`${competitor.name} ... `);
+    const result = await competitor.train(data, flags.epochs);
+    rows.push({ key: competitor.key, name: competitor.name, result });
+    const leak = result.leakedTensors !== 0 ? `  (WARNING: ${result.leakedTensors} tensors not freed)` : '';
+    const cpuShare = (100 * result.cpuSeconds) / result.seconds;
+    console.log(
+      `${Math.round(result.samplesPerSecond)} samples/s, test accuracy ${(result.testAccuracy * 100).toFixed(2)}%, ` +
+        `CPU ${cpuShare.toFixed(0)}% of wall time, load average ${os.loadavg()[0]?.toFixed(2)}${leak}`,
+    );
+  }
+
+  console.log(`\n${formatTable(rows)}\n\n${formatChecks(checks(rows))}`);
+  if (flags.json) {
+    const meta = { date: new Date().toISOString(), backend, tfjs: tf.version.tfjs, node: process.version, cores: os.cpus().length, batchSize: flags.batchSize, epochs: flags.epochs, warmupBatches: flags.warmup };
+    await writeJson(RESULTS_FILE, meta, rows);
+    console.log(`\nwrote ${path.relative(process.cwd(), RESULTS_FILE)}`);
+  }
+}
+
+try {
+  await main(program.opts<Flags>());
+} catch (error) {
+  console.error(describeError(error));
+  process.exitCode = 1;
+}

@@ -1,0 +1,99 @@
+/**
+ * The benchmark's output: the side-by-side table, the two target checks, and the JSON record
+ * written by `--json`.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { BenchResult } from './common.js';
+
+/** One competitor's row. */
+export interface Row {
+  key: string;
+  name: string;
+  result: BenchResult;
+}
+
+/** A target: akkordeon's throughput at least `factor` times that of `versus`. */
+export interface Check {
+  label: string;
+  versus: string;
+  factor: number;
+  /** akkordeon / versus in wall-clock samples/s, or undefined when one of them did not run. */
+  ratio?: number;
+  /** The same ratio in samples per CPU second (robust against other load on the machine). */
+  cpuRatio?: number;
+  /** PASS, FAIL, or SKIP when one of them did not run. */
+  verdict: 'PASS' | 'FAIL' | 'SKIP';
+}
+
+/** Training samples per CPU second of a result. */
+export const samplesPerCpuSecond = (r: BenchResult): number => r.samples / Math.max(r.cpuSeconds, 1e-9);
+
+/**
+ * Throughput ratio of `key` to `versus` (wall-clock samples/s, or per CPU second with `cpu`),
+ * or undefined when either is missing.
+ */
+function ratio(rows: Row[], key: string, versus: string, cpu = false): number | undefined {
+  const of = (k: string) => {
+    const r = rows.find((row) => row.key === k)?.result;
+    return r && (cpu ? samplesPerCpuSecond(r) : r.samplesPerSecond);
+  };
+  const [a, b] = [of(key), of(versus)];
+  return a !== undefined && b !== undefined ? a / b : undefined;
+}
+
+/** The targets: akkordeon ≥ 5× model.fit and ≥ 0.7× the hand-written loop. */
+export function checks(rows: Row[]): Check[] {
+  const targets = [
+    { label: 'akkordeon >= 5x model.fit', versus: 'fit', factor: 5 },
+    { label: 'akkordeon >= 0.7x hand-written', versus: 'hand', factor: 0.7 },
+  ];
+  return targets.map((t) => {
+    const r = ratio(rows, 'akkordeon', t.versus);
+    return { ...t, ratio: r, cpuRatio: ratio(rows, 'akkordeon', t.versus, true), verdict: r === undefined ? 'SKIP' : r >= t.factor ? 'PASS' : 'FAIL' };
+  });
+}
+
+const fmtRatio = (r: number | undefined): string => (r === undefined ? '-' : `${r.toFixed(2)}x`);
+
+/** The table: one line per competitor with samples/s, both ratios and test accuracy. */
+export function formatTable(rows: Row[]): string {
+  const header = ['competitor', 'samples/s', 'ratio vs model.fit', 'ratio vs hand-written', 'test accuracy', 'epoch time', 'samples/CPU-s'];
+  const lines = rows.map((r) => [
+    r.name,
+    Math.round(r.result.samplesPerSecond).toLocaleString('en-US'),
+    fmtRatio(ratio(rows, r.key, 'fit')),
+    fmtRatio(ratio(rows, r.key, 'hand')),
+    `${(r.result.testAccuracy * 100).toFixed(2)}%`,
+    `${r.result.seconds.toFixed(1)} s`,
+    Math.round(samplesPerCpuSecond(r.result)).toLocaleString('en-US'),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] as string).length)));
+  const render = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('   ');
+  return [render(header), widths.map((w) => '-'.repeat(w)).join('   '), ...lines.map(render)].join('\n');
+}
+
+/** The check lines, e.g. `PASS  akkordeon >= 5x model.fit  (measured 13.50x; per CPU second 13.10x)`. */
+export function formatChecks(list: Check[]): string {
+  return list
+    .map((c) => `${c.verdict.padEnd(4)}  ${c.label}  (${c.ratio === undefined ? `needs --only to include ${c.versus}` : `measured ${c.ratio.toFixed(2)}x; per CPU second ${(c.cpuRatio ?? NaN).toFixed(2)}x`})`)
+    .join('\n');
+}
+
+/** Writes the run's figures as JSON to `file`, creating its directory. */
+export async function writeJson(file: string, meta: Record<string, unknown>, rows: Row[]): Promise<void> {
+  const record = {
+    ...meta,
+    competitors: rows.map((r) => ({
+      key: r.key,
+      name: r.name,
+      ...r.result,
+      ratioVsFit: ratio(rows, r.key, 'fit') ?? null,
+      ratioVsHandwritten: ratio(rows, r.key, 'hand') ?? null,
+      samplesPerCpuSecond: samplesPerCpuSecond(r.result),
+    })),
+    checks: checks(rows).map((c) => ({ ...c, ratio: c.ratio ?? null, cpuRatio: c.cpuRatio ?? null })),
+  };
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, `${JSON.stringify(record, null, 2)}\n`);
+}
