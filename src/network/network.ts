@@ -32,6 +32,11 @@ export interface NetworkOptions {
   seed?: number;
   /** Timeout of control asks (state, detach), ms. Default 30000. */
   askTimeoutMs?: number;
+  /**
+   * Gates reject inputs and gradients holding NaN or ±Infinity before they touch the weights
+   * (one reduction and read-back per message). Default true.
+   */
+  checkFinite?: boolean;
 }
 
 /** A chain of gates with attach/detach of sentinels, prediction, and state transfer. */
@@ -60,6 +65,7 @@ export class Network {
         inputShape: shape,
         optimizer: spec.optimizer ?? makeOptimizer(),
         seed: (options.seed ?? 0) + i,
+        checkFinite: options.checkFinite,
       });
       shape = gate.module.outputShape;
       return gate;
