@@ -45,6 +45,12 @@ export class UnknownMessageError extends AkkordeonError {}
 /** A backward message names a batch the gate holds no forward state for (never sent, or detached). */
 export class UnknownBatchError extends AkkordeonError {}
 
+/** A message from another node is malformed or over a limit; it was rejected unread. */
+export class ProtocolError extends AkkordeonError {}
+
+/** A transport could not reach its peer (a NATS server, a worker, a child process, a network). */
+export class TransportError extends AkkordeonError {}
+
 /** No tfjs backend could be initialised. */
 export class BackendError extends AkkordeonError {}
 
@@ -66,6 +72,8 @@ const ERROR_CLASSES: Record<string, new (message: string) => AkkordeonError> = {
   UnknownMessage: UnknownMessageError,
   UnknownBatch: UnknownBatchError,
   Backend: BackendError,
+  Protocol: ProtocolError,
+  Transport: TransportError,
 };
 
 /** An error as it crosses actor boundaries: the error class's code and its message. */

@@ -4,7 +4,7 @@
  * `ask` waits for a reply with a timeout. A failing handler is reported to its supervisor
  * (the parent) as an `actor.failed` message and handled by its {@link SupervisionPolicy}.
  */
-export { ActorSystem, type ActorSystemEvents } from './system.js';
+export { ActorSystem, type ActorSystemEvents, type ActorSystemOptions } from './system.js';
 export { Mailbox } from './mailbox.js';
 export {
   SupervisionPolicy,

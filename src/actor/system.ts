@@ -1,11 +1,16 @@
 /**
  * The actor system: a registry of local actors plus one delivery path (`relay`). Every message,
- * `tell` or `ask`, local or later remote, goes through `relay`, so that is the one place where
- * tracing or a transport plugs in.
+ * `tell` or `ask`, local or remote, goes through `relay`: a message for an actor of this node is
+ * queued in its mailbox; one for another node is encoded into a frame and sent over the link
+ * routed to that node. Frames from other nodes enter through `receiveFrame`, are decoded,
+ * validated, and delivered like local messages.
  */
 import { EventEmitter } from 'eventemitter3';
 import { nanoid } from 'nanoid';
-import { ActorStoppedError, AskTimeoutError, InvalidArgumentError } from '../errors.js';
+import type * as tf from '@tensorflow/tfjs';
+import { ActorStoppedError, AskTimeoutError, InvalidArgumentError, ProtocolError } from '../errors.js';
+import { type CodecLimits, DEFAULT_LIMITS, decodeMessage, encodeMessage, type Frame } from '../transport/codec.js';
+import type { Link } from '../transport/link.js';
 import { Mailbox } from './mailbox.js';
 import type {
   Actor,
@@ -21,14 +26,34 @@ import type {
 export interface ActorSystemEvents {
   /** A handler of a top-level actor (one without a parent) failed. */
   failure: (failure: ActorFailed) => void;
-  /** A message was sent to an actor that does not exist or has stopped. */
+  /** A message was sent to an actor that does not exist, has stopped, or has no route. */
   deadLetter: (target: ActorRef, message: Message) => void;
+  /** A frame from another node was rejected (malformed, over a limit, or invalid). */
+  protocolError: (error: ProtocolError, frame: Frame, message?: Message) => void;
+  /** The route to a node was removed (its link closed: a worker exited, a process died). */
+  nodeDown: (node: string) => void;
 }
 
-class LocalRef<M extends Message> implements ActorRef<M> {
+/** Options of an {@link ActorSystem}. */
+export interface ActorSystemOptions {
+  /** Name for logs. Default `'akkordeon'`. */
+  name?: string;
+  /** This system's node id, unique among connected systems. Default a new nanoid. */
+  node?: string;
+  /** Limits on frames received from other nodes. */
+  limits?: CodecLimits;
+  /**
+   * Checks a message decoded from another node before delivery; throws ProtocolError to reject
+   * it. Default: accept.
+   */
+  validate?: (message: Message) => void;
+}
+
+class Ref<M extends Message> implements ActorRef<M> {
   constructor(
     readonly id: string,
     readonly name: string,
+    readonly node: string,
     private readonly system: ActorSystem,
   ) {}
 
@@ -36,8 +61,8 @@ class LocalRef<M extends Message> implements ActorRef<M> {
     this.system.relay(this, message);
   }
 
-  toJSON(): { id: string; name: string } {
-    return { id: this.id, name: this.name };
+  toJSON(): { id: string; name: string; node: string } {
+    return { id: this.id, name: this.name, node: this.node };
   }
 
   toString(): string {
@@ -133,19 +158,33 @@ class Cell<M extends Message> {
  * other systems are routed by a transport (see `relay`).
  */
 export class ActorSystem {
-  /** Failures of top-level actors and dead letters; subscribe for logging. */
+  /** Failures of top-level actors, dead letters, rejected frames, lost nodes; subscribe for logging. */
   readonly events = new EventEmitter<ActorSystemEvents>();
+  readonly name: string;
+  /** This system's node id. */
+  readonly node: string;
   private readonly cells = new Map<string, Cell<Message>>();
+  private readonly routes = new Map<string, Link>();
+  private defaultRoute?: Link;
+  private readonly limits: CodecLimits;
+  private readonly validate?: (message: Message) => void;
 
-  constructor(readonly name = 'akkordeon') {}
+  constructor(options: ActorSystemOptions | string = {}) {
+    const o = typeof options === 'string' ? { name: options } : options;
+    this.name = o.name ?? 'akkordeon';
+    this.node = o.node ?? nanoid();
+    this.limits = o.limits ?? DEFAULT_LIMITS;
+    this.validate = o.validate;
+  }
 
   /**
    * Creates an actor from a factory (called again on `restart`) and returns its ref. Messages
    * sent before `preStart` resolves are queued and delivered after it.
    */
   spawn<M extends Message>(factory: () => Actor<M>, options: SpawnOptions = {}): ActorRef<M> {
-    const id = nanoid();
-    const ref = new LocalRef<M>(id, options.name ?? id, this);
+    const id = options.id ?? nanoid();
+    if (this.cells.has(id)) throw new InvalidArgumentError(`An actor with id '${id}' already exists on this node.`);
+    const ref = new Ref<M>(id, options.name ?? id, this.node, this);
     const cell = new Cell<M>(this, ref, factory(), factory, options);
     this.cells.set(id, cell as unknown as Cell<Message>);
     void cell.start();
@@ -162,15 +201,82 @@ export class ActorSystem {
     cell.safePostStop();
   }
 
-  /** True while the actor exists and has not stopped. */
+  /** True while a local actor exists, or while a route to a remote actor's node exists. */
   isAlive(ref: ActorRef): boolean {
-    return this.cells.has(ref.id);
+    if (ref.node === this.node) return this.cells.has(ref.id);
+    return this.routeTo(ref.node) !== undefined;
+  }
+
+  /** A ref of this system for an address; local when `node` is this node. */
+  ref<M extends Message = Message>(id: string, name: string, node: string = this.node): ActorRef<M> {
+    return new Ref<M>(id, name, node, this);
+  }
+
+  /** Routes frames for `node` over `link` (a worker, a child process). */
+  addRoute(node: string, link: Link): void {
+    this.routes.set(node, link);
+  }
+
+  /** Removes the route to `node` and emits `nodeDown`. */
+  removeRoute(node: string): void {
+    if (this.routes.delete(node)) this.events.emit('nodeDown', node);
+  }
+
+  /** Routes frames for every node without an explicit route over `link` (a parent, a bus). */
+  setDefaultRoute(link: Link | undefined): void {
+    this.defaultRoute = link;
+  }
+
+  private routeTo(node: string): Link | undefined {
+    return this.routes.get(node) ?? this.defaultRoute;
   }
 
   /** The single delivery path for every message. */
   relay(target: ActorRef, message: Message): void {
-    const cell = this.cells.get(target.id);
-    if (!cell || !cell.mailbox.enqueue(message)) this.events.emit('deadLetter', target, message);
+    if (target.node === this.node) {
+      const cell = this.cells.get(target.id);
+      if (!cell || !cell.mailbox.enqueue(message)) this.events.emit('deadLetter', target, message);
+      return;
+    }
+    const link = this.routeTo(target.node);
+    if (!link) return void this.events.emit('deadLetter', target, message);
+    const { frame, tensors } = encodeMessage(message, target);
+    // The receiver gets its own copies; the sender's tensors are freed here (ownership moved).
+    tensors.forEach((t: tf.Tensor) => t.dispose());
+    try {
+      link.send(frame);
+    } catch {
+      this.events.emit('deadLetter', target, { type: message.type });
+    }
+  }
+
+  /**
+   * Delivers a frame that arrived from another node: forwards it when it is for a node this
+   * system routes to, else decodes, validates and delivers it. A rejected frame is reported as a
+   * `protocolError` event and never reaches an actor.
+   */
+  receiveFrame(frame: Frame, from?: Link): void {
+    if (frame.node !== this.node) {
+      const link = this.routes.get(frame.node) ?? (this.defaultRoute !== from ? this.defaultRoute : undefined);
+      if (link) link.send(frame);
+      else this.events.emit('protocolError', new ProtocolError(`No route to node ${frame.node}; frame for ${frame.to} dropped.`), frame);
+      return;
+    }
+    let message: Message;
+    try {
+      message = decodeMessage(frame, (id, name, node) => this.ref(id, name, node), this.limits);
+    } catch (error) {
+      const protocolError = error instanceof ProtocolError ? error : new ProtocolError(String(error), { cause: error });
+      return void this.events.emit('protocolError', protocolError, frame);
+    }
+    try {
+      this.validate?.(message);
+    } catch (error) {
+      const protocolError = error instanceof ProtocolError ? error : new ProtocolError(String(error), { cause: error });
+      this.events.emit('protocolError', protocolError, frame, message);
+      return;
+    }
+    this.relay(this.ref(frame.to, frame.to), message);
   }
 
   /**
@@ -186,7 +292,7 @@ export class ActorSystem {
     timeoutMs = 10_000,
   ): Promise<R> {
     if (!(timeoutMs > 0)) throw new InvalidArgumentError(`ask timeout must be > 0 ms, got ${timeoutMs}.`);
-    if (!this.cells.has(target.id)) {
+    if (!this.isAlive(target)) {
       return Promise.reject(
         new ActorStoppedError(`Cannot ask ${target.name}: it has stopped or never existed.`),
       );

@@ -18,6 +18,8 @@ export interface ActorRef<M extends Message = Message> {
   readonly id: string;
   /** Human-readable name given at spawn, e.g. `'gate-0'`. */
   readonly name: string;
+  /** Id of the actor system (node) that hosts the actor: a thread, a process, or a process elsewhere. */
+  readonly node: string;
   /** Sends a message without waiting; a stopped target drops it and reports a dead letter. */
   tell(message: M): void;
 }
@@ -68,4 +70,6 @@ export interface SpawnOptions {
   parent?: ActorRef;
   /** What to do when a handler fails; default `resume`. */
   supervision?: SupervisionPolicy;
+  /** A fixed id (a well-known address such as `'host'`); default a new nanoid. */
+  id?: string;
 }

@@ -7,3 +7,4 @@ export { Gate, type GateOptions } from './gate.js';
 export { GateModule, type ForwardState } from './module.js';
 export { ParamStore, ParamVersion } from './params.js';
 export { createOp, type LayerOp, type Saved } from './ops.js';
+export { createLayer, gateFromConfig, layerConfig, type GateConfig, type LayerConfig } from './config.js';

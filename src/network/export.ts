@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { DataFormatError, InvalidArgumentError } from '../errors.js';
+import { createLayer } from '../gate/index.js';
 import type { GateState } from '../protocol.js';
 import { writeDirectoryAtomically } from './checkpoint.js';
 import type { Network } from './network.js';
@@ -21,18 +22,6 @@ export interface ExportedModelJSON {
 }
 
 const shortName = (v: tf.LayerVariable) => v.originalName.split('/').pop() ?? v.originalName;
-
-/** Re-creates a gate's layer from its `{ className, config }` through the tfjs class registry. */
-function recreate(className: string, config: Record<string, unknown>): tf.layers.Layer {
-  const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
-  if (!entry) {
-    throw new InvalidArgumentError(
-      `Cannot export layer class '${className}': it is not registered with tfjs. Register it with tf.serialization.registerClass before exporting.`,
-    );
-  }
-  const [cls, fromConfig] = entry;
-  return fromConfig(cls, config as tf.serialization.ConfigDict) as unknown as tf.layers.Layer;
-}
 
 /** Builds one `tf.Sequential` from all gates' layer configs and gives it the gates' weights. */
 function buildModel(states: GateState[]): tf.Sequential {
@@ -50,7 +39,7 @@ function buildModel(states: GateState[]): tf.Sequential {
         if (names.has(name)) name = `${name}_${g}_${i}`;
         names.add(name);
         layerConfig.name = name;
-        const layer = recreate(className, layerConfig);
+        const layer = createLayer({ className, config: layerConfig });
         model.add(layer); // builds the layer for the previous output shape
         const values = layer.weights.map((v) => {
           const key = `layer${i}/${shortName(v)}`;

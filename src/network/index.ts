@@ -14,3 +14,4 @@ export {
   type TensorEntry,
 } from './checkpoint.js';
 export { exportModel, loadExportedModel, type ExportedModelJSON } from './export.js';
+export { Host, HOST_ID, hostRef, type HostMessage, type HostReply } from './host.js';

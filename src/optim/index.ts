@@ -12,3 +12,4 @@ export {
   type DCASGDOptions,
   type SGDOptions,
 } from './optimizers.js';
+export { createOptimizer, type CosineScheduleSpec, type LearningRateSpec, type OptimizerSpec } from './spec.js';

@@ -1,0 +1,58 @@
+/**
+ * Gates as data: a {@link GateConfig} holds the layer configs, input shape and optimizer spec of
+ * a gate, so that a gate can be built in a worker thread, a child process or on another machine.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { InvalidArgumentError } from '../errors.js';
+import { createOptimizer, type OptimizerSpec } from '../optim/index.js';
+import { Gate } from './gate.js';
+
+/** A tfjs-layers layer as data: its registered class name and its `getConfig()`. */
+export interface LayerConfig {
+  className: string;
+  config: Record<string, unknown>;
+}
+
+/** Everything needed to build a gate anywhere. */
+export interface GateConfig {
+  name: string;
+  layers: LayerConfig[];
+  /** Per-sample input shape, e.g. `[784]`. */
+  inputShape: number[];
+  optimizer: OptimizerSpec;
+  seed?: number;
+  checkFinite?: boolean;
+}
+
+/** The config of a layer (built or not). */
+export function layerConfig(layer: tf.layers.Layer): LayerConfig {
+  return { className: layer.getClassName(), config: layer.getConfig() as Record<string, unknown> };
+}
+
+/**
+ * Re-creates a layer from its config through the tfjs class registry.
+ * @throws InvalidArgumentError for a class tfjs does not know.
+ */
+export function createLayer({ className, config }: LayerConfig): tf.layers.Layer {
+  const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
+  if (!entry) {
+    throw new InvalidArgumentError(`Layer class '${className}' is not registered with tfjs; register it with tf.serialization.registerClass in every process that builds it.`);
+  }
+  const [cls, fromConfig] = entry;
+  return fromConfig(cls, config as tf.serialization.ConfigDict) as unknown as tf.layers.Layer;
+}
+
+/**
+ * Builds a gate from its config.
+ * @throws InvalidArgumentError or ShapeMismatchError for a config that does not build.
+ */
+export function gateFromConfig(config: GateConfig): Gate {
+  return new Gate({
+    name: config.name,
+    layers: config.layers.map(createLayer),
+    inputShape: config.inputShape,
+    optimizer: createOptimizer(config.optimizer),
+    seed: config.seed,
+    checkFinite: config.checkFinite,
+  });
+}

@@ -1,0 +1,9 @@
+/**
+ * Transports: how frames travel between actor systems. The {@link Frame} codec turns messages
+ * into bytes and back (tensors as dtype, shape and bytes; refs as addresses); a {@link Link}
+ * carries frames to a peer. In-process links come first; worker threads, child processes and
+ * NATS follow the same interface.
+ */
+export { bytesToFrame, DEFAULT_LIMITS, decodeMessage, encodeMessage, frameToBytes, type CodecLimits, type Frame } from './codec.js';
+export type { Link } from './link.js';
+export { connectInMemory } from './memory.js';
