@@ -50,10 +50,12 @@ export interface GateAbort {
   readonly error: ErrorInfo;
 }
 
-/** Frees every cached tensor of a sentinel (it left, or died). */
+/** Frees every cached tensor of a sentinel (it left, or died), or of every sentinel on a node. */
 export interface GateDetach {
   readonly type: 'gate.detach';
-  readonly sentinelId: string;
+  /** A sentinel's id; with `node`, every sentinel hosted on that node (it went down). */
+  readonly sentinelId?: string;
+  readonly node?: string;
   readonly replyTo?: ActorRef<GateDetached>;
 }
 

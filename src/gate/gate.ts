@@ -56,6 +56,8 @@ export class Gate implements Actor<GateMessage> {
   private next?: ActorRef<GateMessage>;
   /** Forward state of in-flight training batches, by sentinel id, then batch number. */
   private readonly pending = new Map<string, Map<number, ForwardState>>();
+  /** The node of each sentinel with pending batches. */
+  private readonly nodes = new Map<string, string>();
 
   /** @throws ShapeMismatchError when the layers do not fit `inputShape`. */
   constructor(options: GateOptions) {
@@ -84,7 +86,7 @@ export class Gate implements Actor<GateMessage> {
       case 'gate.abort':
         return this.abort(message.sentinel, message.batch, message.error);
       case 'gate.detach':
-        return this.detach(message.sentinelId, message.replyTo);
+        return this.detach(message, message.replyTo);
       case 'gate.connect':
         this.previous = message.previous;
         this.next = message.next;
@@ -110,7 +112,7 @@ export class Gate implements Actor<GateMessage> {
   }
 
   postStop(): void {
-    for (const sentinelId of [...this.pending.keys()]) this.detach(sentinelId);
+    for (const sentinelId of [...this.pending.keys()]) this.detach({ sentinelId });
     this.optimizer.dispose();
     this.module.dispose();
     for (const layer of this.module.layers) {
@@ -153,6 +155,7 @@ export class Gate implements Actor<GateMessage> {
   private forward(m: GateForward): void {
     this.check(m.x, 'forward input', this.module.inputShape);
     const batches = this.batchesOf(m.sentinel.id);
+    this.nodes.set(m.sentinel.id, m.sentinel.node);
     if (batches.has(m.batch)) {
       throw new InvalidArgumentError(`${this.name}: batch ${m.batch} of sentinel ${m.sentinel.name} is already in flight; batch numbers must be unique.`);
     }
@@ -216,11 +219,16 @@ export class Gate implements Actor<GateMessage> {
     else sentinel.tell({ type: 'sentinel.batchFailed', batch, error });
   }
 
-  private detach(sentinelId: string, replyTo?: ActorRef<{ type: 'gate.detached'; dropped: number }>): void {
-    const batches = this.pending.get(sentinelId);
-    this.pending.delete(sentinelId);
-    batches?.forEach((state) => this.module.release(state));
-    replyTo?.tell({ type: 'gate.detached', dropped: batches?.size ?? 0 });
+  private detach(which: { sentinelId?: string; node?: string }, replyTo?: ActorRef<{ type: 'gate.detached'; dropped: number }>): void {
+    let dropped = 0;
+    for (const [key, batches] of this.pending) {
+      if (key !== which.sentinelId && (which.node === undefined || this.nodes.get(key) !== which.node)) continue;
+      this.pending.delete(key);
+      this.nodes.delete(key);
+      batches.forEach((state) => this.module.release(state));
+      dropped += batches.size;
+    }
+    replyTo?.tell({ type: 'gate.detached', dropped });
   }
 
   /** Replaces weights and optimizer state, all or nothing: a failure rolls the optimizer back. */

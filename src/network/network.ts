@@ -131,9 +131,18 @@ export class Network {
    * other: a batch that gate i had already passed on reaches gate i+1 before its detach does.
    */
   async detachId(sentinelId: string): Promise<number> {
+    return this.detachWhere({ sentinelId });
+  }
+
+  /** Frees the state of every sentinel hosted on `node` (it went down); returns batches dropped. */
+  async detachNode(node: string): Promise<number> {
+    return this.detachWhere({ node });
+  }
+
+  private async detachWhere(which: { sentinelId?: string; node?: string }): Promise<number> {
     let dropped = 0;
     for (const gate of this.gates) {
-      const reply = await this.system.ask<GateDetached, GateMessage>(gate, (replyTo) => ({ type: 'gate.detach', sentinelId, replyTo }), this.askTimeoutMs);
+      const reply = await this.system.ask<GateDetached, GateMessage>(gate, (replyTo) => ({ type: 'gate.detach', ...which, replyTo }), this.askTimeoutMs);
       dropped += reply.dropped;
     }
     return dropped;
