@@ -6,6 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import { blobs, setupBackend } from '../../test/helpers.js';
 import { ArrayProvider } from '../data/index.js';
 import { InvalidArgumentError } from '../errors.js';
+import { ActorSystem, type ActorRef } from '../actor/index.js';
+import type { GateMessage } from '../protocol.js';
 import { Network } from '../network/index.js';
 import { SGD } from '../optim/index.js';
 import { softmaxCrossEntropy } from './loss.js';
@@ -99,4 +101,32 @@ test('invalid options are rejected with a named error', () => {
   expect(() => new Sentinel({ name: 's', mode: 'train', data, batchSize: 0 })).toThrow(InvalidArgumentError);
   expect(() => new Sentinel({ name: 's', mode: 'train', data, concurrency: 1.5 })).toThrow(/concurrency/);
   expect(() => new Sentinel({ name: 's', mode: 'train', data, target: { metric: 'accuracy' } })).toThrow(/atLeast or atMost/);
+});
+
+test('batches that never come back are aborted after batchTimeoutMs, counted as lost, and training goes on', async () => {
+  const system = new ActorSystem();
+  const aborted: number[] = [];
+  // A stand-in for a whole network that loses the forward messages of batches 1 and 3.
+  const gate = system.spawn<GateMessage>(() => ({
+    receive: (m) => {
+      if (m.type === 'gate.forward') {
+        if (m.batch === 1 || m.batch === 3) return void m.x.dispose();
+        m.sentinel.tell({ type: 'sentinel.logits', batch: m.batch, logits: m.x });
+      } else if (m.type === 'gate.backward') {
+        m.dy.dispose();
+        m.sentinel.tell({ type: 'sentinel.backwardDone', batch: m.batch, staleness: 0 });
+      } else if (m.type === 'gate.abort') {
+        aborted.push(m.batch);
+      }
+    },
+  }));
+  const sentinel = new Sentinel({ name: 'lossy', mode: 'train', data: blobs(64, 4, 4), batchSize: 8, concurrency: 2, batchTimeoutMs: 30 });
+  const ref = system.spawn(() => sentinel);
+  ref.tell({ type: 'sentinel.start', first: gate as ActorRef<GateMessage>, last: gate as ActorRef<GateMessage> });
+  const summary = await sentinel.done;
+  expect(summary.stoppedBy).toBe('epochs');
+  expect(summary.epochs[0]?.lostBatches).toBe(2);
+  expect(summary.epochs[0]?.samples).toBe(64 - 2 * 8);
+  expect(aborted.sort()).toEqual([1, 3]); // the gates are told to free the lost batches
+  system.shutdown();
 });

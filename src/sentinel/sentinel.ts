@@ -50,6 +50,12 @@ export interface SentinelOptions {
   onBatchError?: 'stop' | 'skip';
   /** Clock in ms, injectable for tests. Default `performance.now`. */
   now?: () => number;
+  /**
+   * A batch not back within this many ms (a lost message, a restarted server, a dead node) is
+   * aborted: the gates free it, it counts as lost in the epoch figures, and training goes on.
+   * Default: no timeout.
+   */
+  batchTimeoutMs?: number;
 }
 
 /** Why a sentinel finished. */
@@ -77,13 +83,15 @@ export interface SentinelEvents {
 export type SentinelControl =
   | { type: 'sentinel.start'; first: ActorRef<GateMessage>; last: ActorRef<GateMessage> }
   | { type: 'sentinel.requestPass' }
-  | { type: 'sentinel.finish' };
+  | { type: 'sentinel.finish' }
+  | { type: 'sentinel.batchTimeout'; batch: number };
 
 /** Everything a sentinel's mailbox accepts. */
 export type SentinelMessage = SentinelReply | SentinelControl;
 
 interface InFlight {
   batch: Batch;
+  timer?: NodeJS.Timeout;
 }
 
 function reached(stats: EpochStats, target: NonNullable<SentinelOptions['target']>): boolean {
@@ -97,7 +105,8 @@ export class Sentinel implements Actor<SentinelMessage> {
   readonly events = new EventEmitter<SentinelEvents>();
   /** Resolves with the summary when the sentinel finishes; rejects on a batch error (mode `stop`). */
   readonly done: Promise<SentinelSummary>;
-  readonly options: Required<Omit<SentinelOptions, 'target' | 'timeLimitMs'>> & Pick<SentinelOptions, 'target' | 'timeLimitMs'>;
+  readonly options: Required<Omit<SentinelOptions, 'target' | 'timeLimitMs' | 'batchTimeoutMs'>> &
+    Pick<SentinelOptions, 'target' | 'timeLimitMs' | 'batchTimeoutMs'>;
   private resolve!: (summary: SentinelSummary) => void;
   private reject!: (error: Error) => void;
   private first?: ActorRef<GateMessage>;
@@ -141,6 +150,7 @@ export class Sentinel implements Actor<SentinelMessage> {
       throw new InvalidArgumentError(`Target '${options.target.metric}' needs atLeast or atMost.`);
     }
     if (options.timeLimitMs !== undefined && !(options.timeLimitMs > 0)) throw new InvalidArgumentError(`Invalid time limit: ${options.timeLimitMs} ms.`);
+    if (options.batchTimeoutMs !== undefined && !(options.batchTimeoutMs > 0)) throw new InvalidArgumentError(`Invalid batch timeout: ${options.batchTimeoutMs} ms.`);
     this.done = new Promise((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -179,6 +189,8 @@ export class Sentinel implements Actor<SentinelMessage> {
         return this.complete(message.batch);
       case 'sentinel.batchFailed':
         return this.onFailed(message.batch, message.error);
+      case 'sentinel.batchTimeout':
+        return this.onTimeout(message.batch);
     }
   }
 
@@ -204,7 +216,13 @@ export class Sentinel implements Actor<SentinelMessage> {
       }
       const id = this.nextBatch++;
       const batch = next.value;
-      this.inFlight.set(id, { batch });
+      const entry: InFlight = { batch };
+      const { batchTimeoutMs } = this.options;
+      if (batchTimeoutMs !== undefined) {
+        const self = this.self;
+        entry.timer = setTimeout(() => self?.tell({ type: 'sentinel.batchTimeout', batch: id }), batchTimeoutMs);
+      }
+      this.inFlight.set(id, entry);
       const x = batch.x;
       const message = this.options.mode === 'train' ? 'gate.forward' : 'gate.predict';
       this.first?.tell({ type: message, sentinel: this.self as ActorRef<SentinelReply>, batch: id, x });
@@ -253,6 +271,7 @@ export class Sentinel implements Actor<SentinelMessage> {
   }
 
   private onFailed(id: number, error: ErrorInfo): void {
+    if (!this.inFlight.has(id)) return; // already given up (timeout) or detached
     this.meter?.addFailure();
     this.events.emit('batchError', error, id);
     if (this.options.onBatchError === 'stop' && !this.draining) {
@@ -262,9 +281,20 @@ export class Sentinel implements Actor<SentinelMessage> {
     this.complete(id);
   }
 
+  /** A batch that did not come back in time: free it on the gates, count it lost, go on. */
+  private onTimeout(id: number): void {
+    if (!this.inFlight.has(id)) return;
+    const error = { code: 'BatchTimeout', message: `batch ${id} did not come back within ${this.options.batchTimeoutMs} ms` };
+    this.last?.tell({ type: 'gate.abort', sentinel: this.self as ActorRef<SentinelReply>, batch: id, error });
+    this.meter?.addLost();
+    this.events.emit('batchError', error, id);
+    this.complete(id);
+  }
+
   private complete(id: number): void {
     const entry = this.inFlight.get(id);
     if (!entry) return;
+    clearTimeout(entry.timer);
     this.inFlight.delete(id);
     entry.batch.y.dispose();
     this.fill();
@@ -315,7 +345,10 @@ export class Sentinel implements Actor<SentinelMessage> {
   }
 
   postStop(): void {
-    this.inFlight.forEach((entry) => entry.batch.y.dispose());
+    this.inFlight.forEach((entry) => {
+      clearTimeout(entry.timer);
+      entry.batch.y.dispose();
+    });
     this.inFlight.clear();
     this.outputs.forEach((o) => o.logits.dispose());
     this.outputs = [];

@@ -22,6 +22,8 @@ export interface EpochStats {
   /** Throughput, samples/s. */
   samplesPerSecond: number;
   failedBatches: number;
+  /** Batches given up after `batchTimeoutMs` (lost messages, a restarted server). */
+  lostBatches: number;
   /** Mean and largest weight-version lag seen by training batches (0 for evaluation). */
   meanStaleness: number;
   maxStaleness: number;
@@ -33,6 +35,7 @@ export class EpochMeter {
   private lossSum = 0;
   private readonly metricSums: number[];
   private failures = 0;
+  private lost = 0;
   private stalenessSum = 0;
   private stalenessCount = 0;
   private stalenessMax = 0;
@@ -58,6 +61,10 @@ export class EpochMeter {
     this.failures++;
   }
 
+  addLost(): void {
+    this.lost++;
+  }
+
   addStaleness(staleness: number): void {
     this.stalenessSum += staleness;
     this.stalenessCount++;
@@ -78,6 +85,7 @@ export class EpochMeter {
       durationMs,
       samplesPerSecond: (this.samples * 1000) / durationMs,
       failedBatches: this.failures,
+      lostBatches: this.lost,
       meanStaleness: this.stalenessCount ? this.stalenessSum / this.stalenessCount : 0,
       maxStaleness: this.stalenessMax,
     };
@@ -98,6 +106,7 @@ export function formatEpoch(stats: EpochStats): string {
     `${Math.round(stats.samplesPerSecond)} samples/s`,
   ];
   if (stats.failedBatches > 0) parts.push(`${stats.failedBatches} failed batches`);
+  if (stats.lostBatches > 0) parts.push(`${stats.lostBatches} lost batches`);
   if (stats.maxStaleness > 0) parts.push(`staleness ${stats.meanStaleness.toFixed(1)} (max ${stats.maxStaleness})`);
   return parts.filter(Boolean).join('  ');
 }
