@@ -9,7 +9,7 @@ import { EventEmitter } from 'eventemitter3';
 import { nanoid } from 'nanoid';
 import type * as tf from '@tensorflow/tfjs';
 import { ActorStoppedError, AskTimeoutError, InvalidArgumentError, ProtocolError } from '../errors.js';
-import { type CodecLimits, DEFAULT_LIMITS, decodeMessage, encodeMessage, type Frame } from '../transport/codec.js';
+import { type CodecLimits, DEFAULT_LIMITS, decodeMessage, encodeMessage, type Frame, tensorsIn } from '../transport/codec.js';
 import type { Link } from '../transport/link.js';
 import { Mailbox } from './mailbox.js';
 import type {
@@ -274,6 +274,7 @@ export class ActorSystem {
     } catch (error) {
       const protocolError = error instanceof ProtocolError ? error : new ProtocolError(String(error), { cause: error });
       this.events.emit('protocolError', protocolError, frame, message);
+      tensorsIn(message).forEach((t) => t.dispose()); // a rejected message is never delivered
       return;
     }
     this.relay(this.ref(frame.to, frame.to), message);

@@ -182,3 +182,11 @@ export function bytesToFrame(bytes: Uint8Array, limits: CodecLimits = DEFAULT_LI
   });
   return { node: envelope.node, to: envelope.to, header: envelope.header, buffers };
 }
+
+/** Every tensor inside a message (nested objects and arrays included). */
+export function tensorsIn(value: unknown, found: tf.Tensor[] = []): tf.Tensor[] {
+  if (value instanceof tf.Tensor) found.push(value);
+  else if (Array.isArray(value)) value.forEach((v) => tensorsIn(v, found));
+  else if (value !== null && typeof value === 'object' && !isRef(value)) Object.values(value).forEach((v) => tensorsIn(v, found));
+  return found;
+}

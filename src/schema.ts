@@ -1,0 +1,111 @@
+/**
+ * Validation of messages that arrive from other nodes (threads, processes, machines), with zod.
+ * Every field is checked before an actor sees the message: its type, the dtype, rank and size
+ * of each tensor, batch numbers, names and refs. A malformed or oversized message is rejected
+ * with a ProtocolError; {@link answerInvalid} turns that into an error reply and a log line.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import type { ActorRef, ActorSystem, Message } from './actor/index.js';
+import { ProtocolError } from './errors.js';
+import type { SentinelReply } from './protocol.js';
+
+/** Limits a message from outside must respect. */
+export interface SchemaLimits {
+  /** Largest batch, in samples. Default 65536. */
+  maxBatch: number;
+  /** Largest tensor, in elements. Default 2^26 (256 MiB of float32). */
+  maxElements: number;
+  /** Largest rank. Default 6. */
+  maxRank: number;
+}
+
+const DEFAULTS: SchemaLimits = { maxBatch: 65_536, maxElements: 2 ** 26, maxRank: 6 };
+
+const ref = z.custom<ActorRef>(
+  (v) => typeof v === 'object' && v !== null && typeof (v as ActorRef).tell === 'function' && typeof (v as ActorRef).id === 'string' && typeof (v as ActorRef).node === 'string',
+  { message: 'expected an actor ref' },
+);
+const name = z.string().min(1).max(256);
+const batch = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const shape = z.array(z.number().int().min(1).max(2 ** 24)).max(8);
+const errorInfo = z.object({ code: z.string().max(128), message: z.string().max(8192) });
+
+function tensor(limits: SchemaLimits, dtype: 'float32' | 'int32' | 'any', batched: boolean) {
+  return z.custom<tf.Tensor>((v) => {
+    if (!(v instanceof tf.Tensor) || v.isDisposed) return false;
+    if (dtype !== 'any' && v.dtype !== dtype) return false;
+    if (v.rank > limits.maxRank || v.size > limits.maxElements) return false;
+    return !batched || (v.rank >= 1 && (v.shape[0] as number) >= 1 && (v.shape[0] as number) <= limits.maxBatch);
+  }, { message: `expected a ${dtype === 'any' ? '' : `${dtype} `}tensor of rank <= ${limits.maxRank}, at most ${limits.maxElements} elements${batched ? ` and 1..${limits.maxBatch} samples` : ''}` });
+}
+
+function schemas(limits: SchemaLimits) {
+  const x = tensor(limits, 'float32', true);
+  const named = z.array(z.object({ name, tensor: tensor(limits, 'any', false) })).max(10_000);
+  const layer = z.object({ className: name, config: z.record(z.string(), z.unknown()) });
+  return z.discriminatedUnion('type', [
+    z.object({ type: z.literal('gate.forward'), sentinel: ref, batch, x }),
+    z.object({ type: z.literal('gate.backward'), sentinel: ref, batch, dy: x, staleness: z.number().int().min(0).optional() }),
+    z.object({ type: z.literal('gate.predict'), sentinel: ref, batch, x }),
+    z.object({ type: z.literal('gate.abort'), sentinel: ref, batch, error: errorInfo }),
+    z.object({ type: z.literal('gate.detach'), sentinelId: name.optional(), node: name.optional(), replyTo: ref.optional() }),
+    z.object({ type: z.literal('gate.connect'), previous: ref.optional(), next: ref.optional() }),
+    z.object({ type: z.literal('gate.getState'), replyTo: ref }),
+    z.object({ type: z.literal('gate.setState'), weights: named, optimizer: named.optional(), replyTo: ref }),
+    z.object({ type: z.literal('gate.detached'), dropped: z.number().int().min(0) }),
+    z.object({ type: z.literal('gate.state'), gate: name, weights: named, optimizer: named, optimizerName: name, layers: z.array(layer).max(1000), inputShape: shape, outputShape: shape }),
+    z.object({ type: z.literal('gate.stateSet'), error: errorInfo.optional() }),
+    z.object({ type: z.literal('sentinel.logits'), batch, logits: x }),
+    z.object({ type: z.literal('sentinel.predictions'), batch, logits: x }),
+    z.object({ type: z.literal('sentinel.backwardDone'), batch, staleness: z.number().int().min(0) }),
+    z.object({ type: z.literal('sentinel.batchFailed'), batch, error: errorInfo }),
+    z.object({ type: z.literal('sentinel.start'), first: ref, last: ref }),
+    z.object({ type: z.literal('sentinel.requestPass') }),
+    z.object({ type: z.literal('sentinel.finish') }),
+    z.object({
+      type: z.literal('host.spawnGate'),
+      config: z.object({ name, layers: z.array(layer).min(1).max(1000), inputShape: shape, optimizer: z.object({ type: z.enum(['sgd', 'adam', 'dcasgd']) }).passthrough(), seed: z.number().optional(), checkFinite: z.boolean().optional() }),
+      replyTo: ref,
+    }),
+    z.object({ type: z.literal('host.stopGate'), gate: ref, replyTo: ref.optional() }),
+    z.object({ type: z.literal('host.ping'), replyTo: ref }),
+    z.object({ type: z.literal('host.gateSpawned'), gate: ref, inputShape: shape, outputShape: shape }),
+    z.object({ type: z.literal('host.gateStopped') }),
+    z.object({ type: z.literal('host.pong'), node: name, backend: name, pid: z.number().int() }),
+    z.object({ type: z.literal('host.failed'), error: errorInfo }),
+  ]);
+}
+
+/**
+ * Makes a validator for `ActorSystemOptions.validate`: accepts the akkordeon protocol (and the
+ * message types in `extra`, checked only for their `type`), rejects anything else.
+ * @throws ProtocolError from the returned function, naming the message type and the first problems.
+ */
+export function protocolValidator(options: { limits?: Partial<SchemaLimits>; extra?: string[] } = {}): (message: Message) => void {
+  const schema = schemas({ ...DEFAULTS, ...options.limits });
+  const extra = new Set(options.extra ?? []);
+  return (message) => {
+    if (extra.has(message.type)) return;
+    const result = schema.safeParse(message);
+    if (!result.success) {
+      const problems = result.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`);
+      throw new ProtocolError(`Rejected '${String(message.type).slice(0, 64)}' from another node: ${problems.join('; ')}.`);
+    }
+  };
+}
+
+/**
+ * Answers rejected messages: a rejected batch message gets `sentinel.batchFailed` (code
+ * `Protocol`) sent to its sentinel, and every rejection is logged as one line.
+ */
+export function answerInvalid(system: ActorSystem, log: (line: string) => void = (line) => console.error(line)): void {
+  system.events.on('protocolError', (error, frame, message) => {
+    log(`[${system.name}] ${error.message} (frame for ${frame.to})`);
+    const m = message as { sentinel?: unknown; batch?: unknown } | undefined;
+    const sentinel = m?.sentinel as ActorRef<SentinelReply> | undefined;
+    if (sentinel && typeof sentinel.tell === 'function' && typeof m?.batch === 'number') {
+      sentinel.tell({ type: 'sentinel.batchFailed', batch: m.batch, error: { code: error.code, message: error.message } });
+    }
+  });
+}
