@@ -12,38 +12,23 @@ import { Network } from '../src/network/index.js';
 import type { NamedTensor } from '../src/optim/index.js';
 import { DCASGD } from '../src/optim/index.js';
 import { Sentinel } from '../src/sentinel/index.js';
-import { blobs, setupBackend } from './helpers.js';
+import { blobs, setupBackend, useTempDir } from './helpers.js';
 
 beforeAll(setupBackend);
 
-let parent: string;
+const temp = useTempDir('akkordeon-ckpt-');
 let baseline: number;
-beforeEach(async () => {
-  parent = await fs.mkdtemp(path.join(os.tmpdir(), 'akkordeon-ckpt-'));
+beforeEach(() => {
   baseline = tf.memory().numTensors;
 });
-afterEach(async () => {
-  await fs.rm(parent, { recursive: true, force: true });
-});
 
-/**
- * Builds layers by a concrete call first. Workaround: Gate.postStop calls `layer.dispose()`,
- * which tfjs refuses for layers only ever built with `build()` ("has not been used yet"), so
- * their variables and the optimizer's slots would leak.
- */
-function prebuilt(inputShape: number[], layers: tf.layers.Layer[]): tf.layers.Layer[] {
-  tf.tidy(() => {
-    layers.reduce<tf.Tensor>((x, layer) => layer.apply(x) as tf.Tensor, tf.zeros([1, ...inputShape]));
-  });
-  return layers;
-}
 
 function makeNetwork(hidden: number): Network {
   return new Network({
     inputShape: [6],
     gates: [
-      { layers: prebuilt([6], [tf.layers.dense({ units: hidden, activation: 'relu' })]) },
-      { layers: prebuilt([hidden], [tf.layers.dense({ units: 8, activation: 'tanh' }), tf.layers.dense({ units: 3 })]) },
+      { layers: [tf.layers.dense({ units: hidden, activation: 'relu' })] },
+      { layers: [tf.layers.dense({ units: 8, activation: 'tanh' }), tf.layers.dense({ units: 3 })] },
     ],
     optimizer: () => new DCASGD({ learningRate: 0.05, momentum: 0.9 }),
   });
@@ -73,7 +58,7 @@ async function snapshot(network: Network): Promise<Map<string, number[]>> {
 test('a checkpoint restores weights and optimizer state exactly, and a second save replaces it atomically', async () => {
   const network = makeNetwork(16);
   await train(network, 1);
-  const dir = path.join(parent, 'ckpt');
+  const dir = path.join(temp.path, 'ckpt');
   const saved = await snapshot(network);
   expect([...saved.keys()].some((k) => k.includes('/opt/slot/'))).toBe(true); // momentum exists
   await saveCheckpoint(network, dir);
@@ -86,7 +71,7 @@ test('a checkpoint restores weights and optimizer state exactly, and a second sa
   await train(network, 3);
   const second = await snapshot(network);
   await saveCheckpoint(network, dir);
-  expect(await fs.readdir(parent)).toEqual(['ckpt']); // no temp or aside directories left
+  expect(await fs.readdir(temp.path)).toEqual(['ckpt']); // no temp or aside directories left
   expect((await fs.readdir(dir)).sort()).toEqual(['manifest.json', 'weights.bin']);
   await train(network, 4);
   await loadCheckpoint(network, dir);
@@ -99,7 +84,7 @@ test('a checkpoint restores weights and optimizer state exactly, and a second sa
 test('loading with { optimizer: false } takes the weights and keeps the current optimizer state', async () => {
   const network = makeNetwork(16);
   await train(network, 1);
-  const dir = path.join(parent, 'ckpt');
+  const dir = path.join(temp.path, 'ckpt');
   const saved = await snapshot(network);
   await saveCheckpoint(network, dir);
   await train(network, 2);
@@ -114,7 +99,7 @@ test('loading with { optimizer: false } takes the weights and keeps the current 
 test('a checkpoint of another architecture is rejected whole, names each weight, and changes nothing', async () => {
   const other = makeNetwork(16);
   await train(other, 1);
-  const dir = path.join(parent, 'other');
+  const dir = path.join(temp.path, 'other');
   await saveCheckpoint(other, dir);
   await other.dispose();
 
@@ -139,11 +124,11 @@ test('a checkpoint of another architecture is rejected whole, names each weight,
 test('missing, truncated and corrupt checkpoints give named errors and leave the network unchanged', async () => {
   const network = makeNetwork(16);
   await train(network, 1);
-  const dir = path.join(parent, 'ckpt');
+  const dir = path.join(temp.path, 'ckpt');
   await saveCheckpoint(network, dir);
   const before = await snapshot(network);
 
-  await expect(loadCheckpoint(network, path.join(parent, 'nowhere'))).rejects.toThrow(CheckpointMismatchError);
+  await expect(loadCheckpoint(network, path.join(temp.path, 'nowhere'))).rejects.toThrow(CheckpointMismatchError);
 
   const bin = path.join(dir, 'weights.bin');
   const full = await fs.readFile(bin);
@@ -167,15 +152,15 @@ test('missing, truncated and corrupt checkpoints give named errors and leave the
 });
 
 test('a write that fails midway keeps the previous directory and leaves no temp directory', async () => {
-  const dir = path.join(parent, 'ckpt');
+  const dir = path.join(temp.path, 'ckpt');
   await writeDirectoryAtomically(dir, { 'manifest.json': '{"v":1}', 'weights.bin': new Uint8Array([1, 2, 3]) });
   // The second file cannot be created (its folder does not exist), after the first was written.
   await expect(writeDirectoryAtomically(dir, { 'manifest.json': '{"v":2}', 'sub/weights.bin': new Uint8Array(4) })).rejects.toThrow();
-  expect(await fs.readdir(parent)).toEqual(['ckpt']);
+  expect(await fs.readdir(temp.path)).toEqual(['ckpt']);
   expect(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8')).toBe('{"v":1}');
 
   // A directory with files of its own is never replaced.
-  const foreign = path.join(parent, 'foreign');
+  const foreign = path.join(temp.path, 'foreign');
   await fs.mkdir(foreign);
   await fs.writeFile(path.join(foreign, 'notes.txt'), 'keep me');
   await expect(writeDirectoryAtomically(foreign, { 'manifest.json': '{}' })).rejects.toThrow(InvalidArgumentError);

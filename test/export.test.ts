@@ -11,31 +11,16 @@ import { exportModel, loadExportedModel, type ExportedModelJSON } from '../src/n
 import { Network } from '../src/network/index.js';
 import { SGD } from '../src/optim/index.js';
 import { Sentinel } from '../src/sentinel/index.js';
-import { blobs, setupBackend } from './helpers.js';
+import { blobs, setupBackend, useTempDir } from './helpers.js';
 
 beforeAll(setupBackend);
 
-let parent: string;
+const temp = useTempDir('akkordeon-export-');
 let baseline: number;
-beforeEach(async () => {
-  parent = await fs.mkdtemp(path.join(os.tmpdir(), 'akkordeon-export-'));
+beforeEach(() => {
   baseline = tf.memory().numTensors;
 });
-afterEach(async () => {
-  await fs.rm(parent, { recursive: true, force: true });
-});
 
-/**
- * Builds layers by a concrete call first. Workaround: Gate.postStop calls `layer.dispose()`,
- * which tfjs refuses for layers only ever built with `build()` ("has not been used yet"), so
- * their variables and the optimizer's slots would leak.
- */
-function prebuilt(inputShape: number[], layers: tf.layers.Layer[]): tf.layers.Layer[] {
-  tf.tidy(() => {
-    layers.reduce<tf.Tensor>((x, layer) => layer.apply(x) as tf.Tensor, tf.zeros([1, ...inputShape]));
-  });
-  return layers;
-}
 
 /** Three gates; the first holds Dense, BatchNormalization and Dropout. */
 function makeNetwork(): Network {
@@ -43,14 +28,14 @@ function makeNetwork(): Network {
     inputShape: [10],
     gates: [
       {
-        layers: prebuilt([10], [
+        layers: [
           tf.layers.dense({ units: 16, activation: 'relu' }),
           tf.layers.batchNormalization({ momentum: 0.5 }),
           tf.layers.dropout({ rate: 0.3 }),
-        ]),
+        ],
       },
-      { layers: prebuilt([16], [tf.layers.dense({ units: 12, activation: 'tanh' })]) },
-      { layers: prebuilt([12], [tf.layers.dense({ units: 4 })]) },
+      { layers: [tf.layers.dense({ units: 12, activation: 'tanh' })] },
+      { layers: [tf.layers.dense({ units: 4 })] },
     ],
     optimizer: () => new SGD({ learningRate: 0.05, momentum: 0.9 }),
   });
@@ -71,9 +56,9 @@ test('an exported model predicts like the network within 1e-5, BatchNormalizatio
   expect(tf.tidy(() => tf.max(tf.abs(movingMean)).dataSync()[0])).toBeGreaterThan(1e-3); // the stats moved
   states.forEach((s) => [...s.weights, ...s.optimizer].forEach((t) => t.tensor.dispose()));
 
-  const dir = path.join(parent, 'model');
+  const dir = path.join(temp.path, 'model');
   await exportModel(network, dir);
-  expect(await fs.readdir(parent)).toEqual(['model']);
+  expect(await fs.readdir(temp.path)).toEqual(['model']);
   const json = JSON.parse(await fs.readFile(path.join(dir, 'model.json'), 'utf8')) as ExportedModelJSON;
   expect(json.format).toBe('layers-model');
   expect(json.convertedBy).toBeNull();
@@ -90,7 +75,7 @@ test('an exported model predicts like the network within 1e-5, BatchNormalizatio
 
   // A second export over the first replaces it, leaving no temp directories.
   await exportModel(network, dir);
-  expect(await fs.readdir(parent)).toEqual(['model']);
+  expect(await fs.readdir(temp.path)).toEqual(['model']);
 
   tf.dispose([batch.x, batch.y, expected, actual]);
   model.dispose();
@@ -100,11 +85,11 @@ test('an exported model predicts like the network within 1e-5, BatchNormalizatio
 
 test('loading a missing, corrupt or truncated export gives DataFormatError', async () => {
   const network = makeNetwork();
-  const dir = path.join(parent, 'model');
+  const dir = path.join(temp.path, 'model');
   await exportModel(network, dir);
   await network.dispose();
 
-  await expect(loadExportedModel(path.join(parent, 'nowhere'))).rejects.toThrow(DataFormatError);
+  await expect(loadExportedModel(path.join(temp.path, 'nowhere'))).rejects.toThrow(DataFormatError);
   const bin = path.join(dir, 'weights.bin');
   const full = await fs.readFile(bin);
   await fs.writeFile(bin, full.subarray(0, full.length - 4));

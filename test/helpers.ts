@@ -2,6 +2,8 @@
  * Shared test helpers: backend start-up, small synthetic datasets, and the MNIST location
  * beside the clone (`../shared/data/mnist`).
  */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -46,4 +48,16 @@ export function blobs(n: number, features: number, classes: number, seed = 1): A
 /** Largest absolute difference between two lists of tensors. */
 export function maxAbsDiff(a: tf.Tensor[], b: tf.Tensor[]): number {
   return Math.max(...a.map((t, i) => tf.tidy(() => tf.max(tf.abs(tf.sub(t, b[i] as tf.Tensor))).dataSync()[0] as number)));
+}
+
+/** A fresh temporary directory for each test (`.path`), removed after it. */
+export function useTempDir(prefix: string): { path: string } {
+  const dir = { path: '' };
+  beforeEach(async () => {
+    dir.path = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  });
+  afterEach(async () => {
+    await fs.rm(dir.path, { recursive: true, force: true });
+  });
+  return dir;
 }
