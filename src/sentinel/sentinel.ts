@@ -11,7 +11,7 @@ import type { Batch, DataProvider } from '../data/index.js';
 import { fromErrorInfo, InvalidArgumentError, toErrorInfo } from '../errors.js';
 import type { ErrorInfo, GateMessage, SentinelReply } from '../protocol.js';
 import { accuracy, type Loss, type Metric, softmaxCrossEntropy } from './loss.js';
-import { EpochMeter, type EpochStats } from './stats.js';
+import { type BatchFigures, EpochMeter, type EpochStats } from './stats.js';
 
 /** What a sentinel does with its data. */
 export type SentinelMode = 'train' | 'validate' | 'test' | 'predict';
@@ -92,6 +92,8 @@ export type SentinelMessage = SentinelReply | SentinelControl;
 interface InFlight {
   batch: Batch;
   timer?: NodeJS.Timeout;
+  /** Loss and metrics, measured when the outputs arrive and counted when the batch completes. */
+  figures?: BatchFigures;
 }
 
 function reached(stats: EpochStats, target: NonNullable<SentinelOptions['target']>): boolean {
@@ -185,8 +187,9 @@ export class Sentinel implements Actor<SentinelMessage> {
       case 'sentinel.predictions':
         return this.onPredictions(message.batch, message.logits);
       case 'sentinel.backwardDone':
+        if (!this.inFlight.has(message.batch)) return;
         this.meter?.addStaleness(message.staleness);
-        return this.complete(message.batch);
+        return this.complete(message.batch, true);
       case 'sentinel.batchFailed':
         return this.onFailed(message.batch, message.error);
       case 'sentinel.batchTimeout':
@@ -235,7 +238,7 @@ export class Sentinel implements Actor<SentinelMessage> {
     if (!entry) return void logits.dispose();
     try {
       const { value, gradient } = this.options.loss.compute(logits, entry.batch.y, true);
-      this.meter?.addBatch(entry.batch, value, logits);
+      entry.figures = this.meter?.measure(entry.batch, value, logits);
       this.last?.tell({ type: 'gate.backward', sentinel: this.self as ActorRef<SentinelReply>, batch: id, dy: gradient as tf.Tensor });
       this.emitBatch(id, entry.batch.size, value);
     } catch (error) {
@@ -251,14 +254,14 @@ export class Sentinel implements Actor<SentinelMessage> {
     try {
       if (this.options.mode === 'predict') {
         this.outputs.push({ indices: entry.batch.indices, logits });
-        this.meter?.addBatch(entry.batch, NaN, undefined);
+        entry.figures = this.meter?.measure(entry.batch, NaN, undefined);
       } else {
         const { value } = this.options.loss.compute(logits, entry.batch.y, false);
-        this.meter?.addBatch(entry.batch, value, logits);
+        entry.figures = this.meter?.measure(entry.batch, value, logits);
         this.emitBatch(id, entry.batch.size, value);
         logits.dispose();
       }
-      this.complete(id);
+      this.complete(id, true);
     } catch (error) {
       logits.dispose();
       this.onFailed(id, toErrorInfo(error));
@@ -291,11 +294,13 @@ export class Sentinel implements Actor<SentinelMessage> {
     this.complete(id);
   }
 
-  private complete(id: number): void {
+  /** Ends a batch; only a batch that `succeeded` counts in the epoch's samples, loss and metrics. */
+  private complete(id: number, succeeded = false): void {
     const entry = this.inFlight.get(id);
     if (!entry) return;
     clearTimeout(entry.timer);
     this.inFlight.delete(id);
+    if (succeeded && entry.figures) this.meter?.add(entry.figures);
     entry.batch.y.dispose();
     this.fill();
   }

@@ -29,6 +29,13 @@ export interface EpochStats {
   maxStaleness: number;
 }
 
+/** The figures of one batch, counted when the batch completes. */
+export interface BatchFigures {
+  size: number;
+  meanLoss: number;
+  metricSums: number[];
+}
+
 /** Accumulates one epoch. */
 export class EpochMeter {
   samples = 0;
@@ -50,11 +57,17 @@ export class EpochMeter {
     this.metricSums = metrics.map(() => 0);
   }
 
-  /** Adds a completed batch: its mean loss and, given predictions, its metric sums. */
-  addBatch(batch: Batch, meanLoss: number, predictions: tf.Tensor | undefined): void {
-    this.samples += batch.size;
-    this.lossSum += meanLoss * batch.size;
-    if (predictions) this.metrics.forEach((m, i) => (this.metricSums[i] = (this.metricSums[i] as number) + m.batchSum(predictions, batch.y, batch.labels)));
+  /** Measures a batch: its mean loss and, given predictions, its metric sums; add it with {@link add} once it completes. */
+  measure(batch: Batch, meanLoss: number, predictions: tf.Tensor | undefined): BatchFigures {
+    const metricSums = predictions ? this.metrics.map((m) => m.batchSum(predictions, batch.y, batch.labels)) : this.metrics.map(() => 0);
+    return { size: batch.size, meanLoss, metricSums };
+  }
+
+  /** Counts a completed batch. */
+  add(figures: BatchFigures): void {
+    this.samples += figures.size;
+    this.lossSum += figures.meanLoss * figures.size;
+    figures.metricSums.forEach((v, i) => (this.metricSums[i] = (this.metricSums[i] as number) + v));
   }
 
   addFailure(): void {

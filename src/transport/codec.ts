@@ -176,7 +176,8 @@ export function bytesToFrame(bytes: Uint8Array, limits: CodecLimits = DEFAULT_LI
   let offset = align(8 + length);
   const buffers = envelope.lengths.map((n) => {
     if (!Number.isInteger(n) || n < 0 || offset + n > bytes.byteLength) throw new ProtocolError('Frame buffers are truncated.');
-    const copy = bytes.slice(offset, offset + n).buffer;
+    // Uint8Array's slice copies; a Node Buffer's `slice` would return a view of its shared pool.
+    const copy = Uint8Array.prototype.slice.call(bytes, offset, offset + n).buffer;
     offset += align(n);
     return copy;
   });
