@@ -119,6 +119,8 @@ test('batches that never come back are aborted after batchTimeoutMs, counted as 
         m.sentinel.tell({ type: 'sentinel.backwardDone', batch: m.batch, staleness: 0 });
       } else if (m.type === 'gate.abort') {
         aborted.push(m.batch);
+      } else if (m.type === 'gate.detach') {
+        m.replyTo?.tell({ type: 'gate.detached', dropped: 0 });
       }
     },
   }));
@@ -129,6 +131,7 @@ test('batches that never come back are aborted after batchTimeoutMs, counted as 
   expect(summary.stoppedBy).toBe('epochs');
   expect(summary.epochs[0]?.lostBatches).toBe(3);
   expect(summary.epochs[0]?.samples).toBe(64 - 3 * 8);
+  await system.ask(gate, (replyTo) => ({ type: 'gate.detach', sentinelId: 'flush', replyTo })); // FIFO: aborts are handled
   expect(aborted.sort()).toEqual([1, 3, 5]); // the gates are told to free the lost batches
   system.shutdown();
 });
