@@ -131,7 +131,7 @@ test('batches that never come back are aborted after batchTimeoutMs, counted as 
   expect(summary.stoppedBy).toBe('epochs');
   expect(summary.epochs[0]?.lostBatches).toBe(3);
   expect(summary.epochs[0]?.samples).toBe(64 - 3 * 8);
-  await system.ask(gate, (replyTo) => ({ type: 'gate.detach', sentinelId: 'flush', replyTo })); // FIFO: aborts are handled
+  await system.ask(gate, (replyTo) => ({ type: 'gate.detach' as const, sentinelId: 'flush', replyTo })); // FIFO: aborts are handled
   expect(aborted.sort()).toEqual([1, 3, 5]); // the gates are told to free the lost batches
   system.shutdown();
 });
