@@ -15,3 +15,27 @@ export {
 } from './checkpoint.js';
 export { exportModel, loadExportedModel, type ExportedModelJSON } from './export.js';
 export { Host, HOST_ID, hostRef, type HostMessage, type HostReply } from './host.js';
+export { deployGates, gateCosts, partition, resolvePlacement, type Deployment, type GatePlan, type Placement, type PlacementContext, type PlacementSpec } from './placement.js';
+export {
+  announceSubject,
+  attachRemote,
+  discoverNetwork,
+  parseSlice,
+  registrySubject,
+  serveRegistry,
+  type AttachRemoteOptions,
+  type DiscoveredGate,
+  type DiscoveryOptions,
+  type NetworkDirectory,
+  type RegistryGate,
+  type RegistrySlice,
+  type RemoteAttachment,
+} from './discovery.js';
+export {
+  DEFAULT_REMOTE_OPTIMIZER,
+  hostGates,
+  type HostedGate,
+  type HostedGates,
+  type HostedGatesEvents,
+  type HostGatesOptions,
+} from './remote.js';

@@ -1,22 +1,25 @@
 /**
- * A network: a chain of gates in one actor system, plus the sentinels attached to it.
- * Sentinels attach and detach while training runs; detaching frees every tensor the gates held
- * for that sentinel.
+ * A network: a chain of gates, plus the sentinels attached to it. Gates run on the main thread
+ * (`new Network`) or wherever a placement puts them (`Network.create`: worker threads, child
+ * processes). Sentinels attach and detach while training runs; detaching frees every tensor the
+ * gates held for that sentinel.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ActorSystem, type ActorRef } from '../actor/index.js';
-import { AkkordeonError, fromErrorInfo, InvalidArgumentError } from '../errors.js';
+import { ActorSystem, type ActorRef, type Message } from '../actor/index.js';
+import { ActorStoppedError, AkkordeonError, fromErrorInfo, InvalidArgumentError, toErrorInfo, TransportError } from '../errors.js';
 import { Gate } from '../gate/index.js';
-import { DCASGD, type NamedTensor, type Optimizer } from '../optim/index.js';
+import { createOptimizer, DCASGD, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
 import { disposeMessageTensors, type GateDetached, type GateMessage, type GateState, type GateStateSet, type SentinelReply } from '../protocol.js';
 import type { Sentinel, SentinelMessage } from '../sentinel/index.js';
+import type { NodeOptions, RemoteNode } from '../transport/channel.js';
+import { type Deployment, deployGates, isPortable, type Placement, type PlacementSpec, planGates, resolvePlacement } from './placement.js';
 
-/** One gate of a network: its layers and (optionally) its own optimizer. */
+/** One gate of a network: its layers and (optionally) its own optimizer or optimizer spec. */
 export interface GateSpec {
   name?: string;
   layers: tf.layers.Layer[];
-  /** Defaults to `NetworkOptions.optimizer()`. */
-  optimizer?: Optimizer;
+  /** Defaults to `NetworkOptions.optimizer`. Off the main thread only a spec can be used. */
+  optimizer?: Optimizer | OptimizerSpec;
 }
 
 /** Options of a {@link Network}. */
@@ -24,8 +27,11 @@ export interface NetworkOptions {
   /** Per-sample input shape of gate 0, e.g. `[784]`. */
   inputShape: number[];
   gates: GateSpec[];
-  /** Makes each gate's optimizer; default DC-ASGD (adaptive) with learning rate 0.1. */
-  optimizer?: () => Optimizer;
+  /**
+   * Each gate's optimizer: a spec (`{ type: 'dcasgd', learningRate: 0.02, momentum: 0.9 }`) or a
+   * factory; default DC-ASGD (adaptive) with learning rate 0.1. Gates off the main thread need a spec.
+   */
+  optimizer?: OptimizerSpec | (() => Optimizer);
   /** Actor system to host the gates; default a new one. */
   system?: ActorSystem;
   /** Seed for dropout masks (gate i uses seed + i). Default 0. */
@@ -37,6 +43,14 @@ export interface NetworkOptions {
    * (one reduction and read-back per message). Default true.
    */
   checkFinite?: boolean;
+  /**
+   * Where the gates run (`Network.create` only; `new Network` keeps them on the main thread):
+   * `'auto'` (default; worker threads when the backend is wasm or cpu and cores are spare),
+   * `'main'`, `'worker'` or `'process'` (one per gate), or one {@link PlacementSpec} per gate.
+   */
+  placement?: Placement;
+  /** Options of the worker threads and child processes started for the gates (backend, modules). */
+  nodeOptions?: Omit<NodeOptions, 'name'>;
 }
 
 /** A chain of gates with attach/detach of sentinels, prediction, and state transfer. */
@@ -46,36 +60,126 @@ export class Network {
   /** Per-sample shapes at the network's input and output, e.g. `[784]` and `[10]`. */
   readonly inputShape: number[];
   readonly outputShape: number[];
+  /** Where each gate runs. */
+  readonly placement: PlacementSpec[];
+  /** Worker threads and child processes this network started; {@link dispose} ends them. */
+  readonly nodes: readonly RemoteNode[];
   private readonly attached = new Map<Sentinel, ActorRef<SentinelMessage>>();
   /** Detaches under way, awaited by {@link dispose}. */
   private readonly releases = new Set<Promise<void>>();
   private readonly askTimeoutMs: number;
+  private readonly gateNodes: Map<string, string[]>;
+  /** Set once a node hosting gates went down; every later operation fails with it. */
+  private failure?: TransportError;
+  private readonly failed: Promise<never>;
+  private fail!: (error: TransportError) => void;
+  private disposing = false;
 
-  /** @throws InvalidArgumentError without gates; ShapeMismatchError when the gates' shapes do not chain. */
-  constructor(options: NetworkOptions) {
+  /**
+   * Builds the gates on the main thread, synchronously (see {@link Network.create} for other
+   * placements).
+   * @throws InvalidArgumentError without gates or with a placement other than `'main'`;
+   *   ShapeMismatchError when the gates' shapes do not chain.
+   */
+  constructor(options: NetworkOptions, deployment?: Deployment & { system: ActorSystem; placement: PlacementSpec[] }) {
     if (options.gates.length === 0) throw new InvalidArgumentError('A network needs at least one gate.');
-    this.system = options.system ?? new ActorSystem();
+    this.failed = new Promise<never>((_, reject) => (this.fail = reject));
+    this.failed.catch(() => undefined);
     this.askTimeoutMs = options.askTimeoutMs ?? 30_000;
-    const makeOptimizer = options.optimizer ?? (() => new DCASGD({ learningRate: 0.1 }));
-    let shape = options.inputShape;
-    const logic = options.gates.map((spec, i) => {
-      const gate = new Gate({
-        name: spec.name ?? `gate-${i}`,
-        layers: spec.layers,
-        inputShape: shape,
-        optimizer: spec.optimizer ?? makeOptimizer(),
-        seed: (options.seed ?? 0) + i,
-        checkFinite: options.checkFinite,
-      });
-      shape = gate.module.outputShape;
-      return gate;
-    });
     this.inputShape = options.inputShape;
-    this.outputShape = shape;
-    this.gates = logic.map((gate) => this.system.spawn(() => gate, { name: gate.name, supervision: 'resume' }));
+    if (deployment) {
+      ({ system: this.system, gates: this.gates, outputShape: this.outputShape, nodes: this.nodes, placement: this.placement, gateNodes: this.gateNodes } = deployment);
+    } else {
+      const placement = options.placement ?? 'main';
+      if (placement !== 'main' && !(Array.isArray(placement) && placement.every((p) => p.kind === 'main')))
+        throw new InvalidArgumentError(`new Network() places every gate on the main thread; for placement ${JSON.stringify(placement)} use \`await Network.create(options)\`.`);
+      this.system = options.system ?? new ActorSystem();
+      this.placement = options.gates.map(() => ({ kind: 'main' }));
+      this.nodes = [];
+      this.gateNodes = new Map();
+      const makeOptimizer = typeof options.optimizer === 'function' ? options.optimizer : options.optimizer ? () => createOptimizer(options.optimizer as OptimizerSpec) : () => new DCASGD({ learningRate: 0.1 });
+      let shape = options.inputShape;
+      const logic = options.gates.map((spec, i) => {
+        const gate = new Gate({
+          name: spec.name ?? `gate-${i}`,
+          layers: spec.layers,
+          inputShape: shape,
+          optimizer: spec.optimizer === undefined ? makeOptimizer() : spec.optimizer instanceof Optimizer ? spec.optimizer : createOptimizer(spec.optimizer),
+          seed: (options.seed ?? 0) + i,
+          checkFinite: options.checkFinite,
+        });
+        shape = gate.module.outputShape;
+        return gate;
+      });
+      this.outputShape = shape;
+      this.gates = logic.map((gate) => this.system.spawn(() => gate, { name: gate.name, supervision: 'resume' }));
+    }
     this.gates.forEach((ref, i) => ref.tell({ type: 'gate.connect', previous: this.gates[i - 1], next: this.gates[i + 1] }));
-    // Outputs still travelling to a sentinel that has gone are freed here.
-    this.system.events.on('deadLetter', (_target, message) => disposeMessageTensors(message));
+    this.system.events.on('deadLetter', this.onDeadLetter);
+    this.system.events.on('nodeDown', this.onNodeDown);
+  }
+
+  /**
+   * Creates a network whose gates run where `options.placement` says (default `'auto'`): it
+   * starts the worker threads / child processes, sends each gate there as data (layer configs,
+   * optimizer spec, seed) and chains the shapes from the hosts' replies.
+   * @throws InvalidArgumentError without gates, or for gates that cannot travel (an optimizer
+   *   function or instance, built layers) off the main thread; TransportError when a node does not start.
+   */
+  static async create(options: NetworkOptions): Promise<Network> {
+    const placement = resolvePlacement(options.placement ?? 'auto', { gates: options.gates, inputShape: options.inputShape, backend: tf.getBackend(), portable: isPortable(options) });
+    const gatePlans = planGates(options, placement);
+    if (placement.every((p) => p.kind === 'main')) {
+      return new Network({ ...options, placement: 'main', optimizer: undefined, gates: options.gates.map((g, i) => ({ ...g, optimizer: gatePlans[i]?.optimizer })) });
+    }
+    const system = options.system ?? new ActorSystem();
+    const deployment = await deployGates(system, gatePlans, options.inputShape, placement, { ...options.nodeOptions, askTimeoutMs: options.askTimeoutMs });
+    return new Network(options, { ...deployment, system, placement });
+  }
+
+  /** Frees the tensors of undeliverable messages; a batch that cannot reach a gate fails at its sentinel. */
+  private readonly onDeadLetter = (target: ActorRef, message: Message): void => {
+    const m = message as { sentinel?: ActorRef<SentinelReply>; batch?: unknown };
+    const batchMessage = ['gate.forward', 'gate.backward', 'gate.predict', 'gate.abort'].includes(message.type);
+    if (batchMessage && m.sentinel && typeof m.batch === 'number' && this.gates.some((g) => g.id === target.id && g.node === target.node)) {
+      const error = this.failure ?? new ActorStoppedError(`${target.name} has stopped; batch ${m.batch} cannot be processed.`);
+      m.sentinel.tell({ type: 'sentinel.batchFailed', batch: m.batch, error: toErrorInfo(error) });
+    }
+    disposeMessageTensors(message);
+  };
+
+  /** A node went down: free what the gates hold for its sentinels; if it hosted gates, fail. */
+  private readonly onNodeDown = (node: string): void => {
+    if (this.disposing) return;
+    const names = this.gateNodes.get(node);
+    if (names && !this.failure) {
+      const kind = this.nodes.find((n) => n.node === node)?.kind ?? 'node';
+      this.failure = new TransportError(`The ${kind} hosting ${names.join(', ')} (node ${node}) went down; this network cannot train or predict any more. Dispose it and create a new one.`);
+      this.fail(this.failure);
+      this.failInFlight(this.failure);
+    }
+    this.track(this.detachNode(node).then(() => undefined));
+  };
+
+  /** Tells every attached sentinel that its in-flight batches failed (they were lost with a node). */
+  private failInFlight(error: TransportError): void {
+    for (const [sentinel, ref] of this.attached) {
+      // The sentinel's in-flight batch numbers (it offers no public accessor for them).
+      const inFlight = (sentinel as unknown as { inFlight?: Map<number, unknown> }).inFlight;
+      if (inFlight instanceof Map) inFlight.forEach((_, batch) => ref.tell({ type: 'sentinel.batchFailed', batch, error: toErrorInfo(error) }));
+    }
+  }
+
+  private track(pending: Promise<void>): void {
+    const settled = pending.catch(() => undefined);
+    this.releases.add(settled);
+    void settled.finally(() => this.releases.delete(settled));
+  }
+
+  /** Runs an ask to a gate; rejects at once with the network's failure once a gate node is down. */
+  private askGate<R extends Message>(gate: ActorRef<GateMessage>, build: (replyTo: ActorRef<R>) => GateMessage): Promise<R> {
+    if (this.failure) return Promise.reject(this.failure);
+    return Promise.race([this.system.ask<R, GateMessage>(gate, build, this.askTimeoutMs), this.failed]);
   }
 
   /**
@@ -83,14 +187,11 @@ export class Network {
    * is detached automatically) or until {@link detach}.
    */
   attach(sentinel: Sentinel): ActorRef<SentinelMessage> {
+    if (this.failure) throw this.failure;
     if (this.attached.has(sentinel)) throw new InvalidArgumentError(`Sentinel '${sentinel.name}' is already attached.`);
     const ref = this.system.spawn<SentinelMessage>(() => sentinel, { name: `sentinel-${sentinel.name}` });
     this.attached.set(sentinel, ref);
-    const release = () => {
-      const pending = this.release(sentinel).catch(() => undefined);
-      this.releases.add(pending);
-      void pending.finally(() => this.releases.delete(pending));
-    };
+    const release = () => this.track(this.release(sentinel));
     sentinel.done.then(release, release);
     ref.tell({ type: 'sentinel.start', first: this.gates[0] as ActorRef<GateMessage>, last: this.gates[this.gates.length - 1] as ActorRef<GateMessage> });
     return ref;
@@ -111,7 +212,7 @@ export class Network {
 
   /**
    * Stops a sentinel at once and frees every tensor the gates hold for it; resolves when all
-   * gates have confirmed. In-flight batches of that sentinel are dropped.
+   * gates that are still up have confirmed. In-flight batches of that sentinel are dropped.
    */
   async detach(sentinel: Sentinel): Promise<void> {
     await this.release(sentinel);
@@ -142,6 +243,7 @@ export class Network {
   private async detachWhere(which: { sentinelId?: string; node?: string }): Promise<number> {
     let dropped = 0;
     for (const gate of this.gates) {
+      if (!this.system.isAlive(gate)) continue; // its node went down, and its state with it
       const reply = await this.system.ask<GateDetached, GateMessage>(gate, (replyTo) => ({ type: 'gate.detach', ...which, replyTo }), this.askTimeoutMs);
       dropped += reply.dropped;
     }
@@ -151,14 +253,11 @@ export class Network {
   /**
    * Predicts outputs for `x` (`[batch, ...inputShape]`, float32) with dropout off. The caller
    * owns the result (`[batch, ...outputShape]`); `x` is not disposed.
-   * @throws the gate's named error (e.g. ShapeMismatchError) when `x` is rejected.
+   * @throws the gate's named error (e.g. ShapeMismatchError) when `x` is rejected;
+   *   TransportError when a node hosting gates went down.
    */
   async predict(x: tf.Tensor): Promise<tf.Tensor> {
-    const reply = await this.system.ask<SentinelReply, GateMessage>(
-      this.gates[0] as ActorRef<GateMessage>,
-      (replyTo) => ({ type: 'gate.predict', sentinel: replyTo, batch: 0, x: tf.clone(x) }),
-      this.askTimeoutMs,
-    );
+    const reply = await this.askGate<SentinelReply>(this.gates[0] as ActorRef<GateMessage>, (replyTo) => ({ type: 'gate.predict', sentinel: replyTo, batch: 0, x: tf.clone(x) }));
     if (reply.type === 'sentinel.predictions') return reply.logits;
     if (reply.type === 'sentinel.batchFailed') throw fromErrorInfo(reply.error);
     throw new AkkordeonError(`Unexpected reply '${reply.type}' to a prediction.`);
@@ -166,9 +265,7 @@ export class Network {
 
   /** Copies of every gate's weights, optimizer state and layer configs; the caller owns them. */
   getState(): Promise<GateState[]> {
-    return Promise.all(
-      this.gates.map((gate) => this.system.ask<GateState, GateMessage>(gate, (replyTo) => ({ type: 'gate.getState', replyTo }), this.askTimeoutMs)),
-    );
+    return Promise.all(this.gates.map((gate) => this.askGate<GateState>(gate, (replyTo) => ({ type: 'gate.getState', replyTo }))));
   }
 
   /**
@@ -182,22 +279,22 @@ export class Network {
     }
     const replies = await Promise.all(
       this.gates.map((gate, i) =>
-        this.system.ask<GateStateSet, GateMessage>(
-          gate,
-          (replyTo) => ({ type: 'gate.setState', weights: states[i]?.weights ?? [], optimizer: states[i]?.optimizer, replyTo }),
-          this.askTimeoutMs,
-        ),
+        this.askGate<GateStateSet>(gate, (replyTo) => ({ type: 'gate.setState', weights: states[i]?.weights ?? [], optimizer: states[i]?.optimizer, replyTo })),
       ),
     );
     const failed = replies.find((r) => r.error);
     if (failed?.error) throw fromErrorInfo(failed.error);
   }
 
-  /** Stops every sentinel and gate and frees their tensors. */
+  /** Stops every sentinel and gate, frees their tensors, and ends the threads and processes it started. */
   async dispose(): Promise<void> {
     await Promise.allSettled([...this.releases]);
-    for (const sentinel of [...this.attached.keys()]) await this.release(sentinel);
+    for (const sentinel of [...this.attached.keys()]) await this.release(sentinel).catch(() => undefined);
+    this.disposing = true;
     this.gates.forEach((gate) => this.system.stop(gate));
+    await Promise.all(this.nodes.map((node) => node.close()));
+    this.system.events.off('nodeDown', this.onNodeDown);
+    this.system.events.off('deadLetter', this.onDeadLetter);
   }
 }
 

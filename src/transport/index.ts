@@ -7,3 +7,8 @@
 export { bytesToFrame, DEFAULT_LIMITS, decodeMessage, encodeMessage, frameToBytes, type CodecLimits, type Frame } from './codec.js';
 export type { Link } from './link.js';
 export { connectInMemory } from './memory.js';
+export { spawnWorkerNode, type WorkerNode } from './worker.js';
+export { spawnProcessNode, type ProcessNode } from './process.js';
+export type { NodeOptions, RemoteNode } from './channel.js';
+export { connectNats, DEFAULT_MAX_PAYLOAD, natsSubject, NatsNode, SUBJECT_TOKEN, type NatsNodeEvents, type NatsOptions } from './nats.js';
+export { CHUNK_HEADER_BYTES, CHUNK_MAGIC, Chunker, isChunk, Reassembler, type ReassemblerOptions } from './chunk.js';

@@ -1,0 +1,10 @@
+/**
+ * `npm run sentinel`: trains, validates or tests a network found by name over NATS (see
+ * src/cli/sentinel-app.ts). Example: `npm run sentinel -- train --network mnist --epochs 2`.
+ */
+import { sentinelMain } from '../src/cli/sentinel-app.js';
+import { runMain } from '../src/cli/main.js';
+
+await runMain(async () => {
+  await sentinelMain(process.argv);
+});

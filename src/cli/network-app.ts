@@ -1,0 +1,191 @@
+/**
+ * `npm run network`: hosts the gates of a named network (all of them, or a slice such as
+ * `--gates 0-1`, so that one network can be split over several processes) and serves any number
+ * of sentinels over NATS until stopped with Ctrl-C (SIGINT) or SIGTERM. Also the NATS flags
+ * shared with `npm run sentinel`.
+ *
+ *   npm run network -- --name mnist --model mlp --gates 0-2 --nats nats://127.0.0.1:4222
+ *     [--token T | --user U --pass P] [--tls-ca F --tls-cert F --tls-key F] [--backend wasm]
+ *     [--lr 0.02] [--momentum 0.9] [--decay-steps N [--warmup N]] [--seed 1]
+ *
+ * Environment: `AKKORDEON_NATS` (URL), `AKKORDEON_NATS_TOKEN`, `AKKORDEON_NATS_USER`,
+ * `AKKORDEON_NATS_PASS` stand in for the flags (keeps secrets off the process list).
+ */
+import { Command, InvalidArgumentError as CommanderArgumentError } from 'commander';
+import { ActorSystem } from '../actor/index.js';
+import { initBackend } from '../backend.js';
+import { describeError } from '../errors.js';
+import { MNIST_MODELS, type MnistModelName } from '../models/index.js';
+import { Host, HOST_ID } from '../network/host.js';
+import { DEFAULT_REMOTE_OPTIMIZER, hostGates } from '../network/remote.js';
+import type { OptimizerSpec } from '../optim/index.js';
+import { answerInvalid, protocolValidator } from '../schema.js';
+import { connectNats, type NatsNode, type NatsOptions } from '../transport/nats.js';
+
+/** Flags shared by the NATS programs. */
+export interface NatsFlags {
+  nats: string;
+  token?: string;
+  user?: string;
+  pass?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  heartbeatTimeout: number;
+}
+
+/** Parses a positive integer flag value. */
+export function positiveInt(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new CommanderArgumentError(`${flag} must be a positive integer, got '${value}'.`);
+    return n;
+  };
+}
+
+/** Parses a non-negative number flag value. */
+export function nonNegative(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0) throw new CommanderArgumentError(`${flag} must be a non-negative number, got '${value}'.`);
+    return n;
+  };
+}
+
+/** Adds the NATS flags (`--nats`, credentials, TLS files, `--heartbeat-timeout`) to a command. */
+export function addNatsFlags(command: Command): Command {
+  const env = process.env;
+  return command
+    .option('--nats <urls>', 'NATS server URL(s), comma-separated (env AKKORDEON_NATS)', env.AKKORDEON_NATS ?? 'nats://127.0.0.1:4222')
+    .option('--token <token>', 'NATS authentication token (env AKKORDEON_NATS_TOKEN)', env.AKKORDEON_NATS_TOKEN)
+    .option('--user <user>', 'NATS user (env AKKORDEON_NATS_USER)', env.AKKORDEON_NATS_USER)
+    .option('--pass <password>', 'NATS password (env AKKORDEON_NATS_PASS)', env.AKKORDEON_NATS_PASS)
+    .option('--tls-ca <file>', 'CA certificate (PEM) to verify the NATS server; enables TLS')
+    .option('--tls-cert <file>', 'client certificate (PEM) for TLS')
+    .option('--tls-key <file>', 'client key (PEM) for TLS')
+    .option('--heartbeat-timeout <ms>', 'a node silent this long is down', positiveInt('--heartbeat-timeout'), 5000);
+}
+
+/** Connection options from parsed NATS flags. */
+export function natsOptions(flags: NatsFlags, namespace: string, name: string): NatsOptions {
+  const tls = flags.tlsCa || flags.tlsCert || flags.tlsKey ? { caFile: flags.tlsCa, certFile: flags.tlsCert, keyFile: flags.tlsKey } : undefined;
+  return {
+    servers: flags.nats.split(',').map((s) => s.trim()).filter(Boolean),
+    namespace,
+    name,
+    token: flags.token,
+    user: flags.user,
+    pass: flags.pass,
+    tls,
+    peerTimeoutMs: flags.heartbeatTimeout,
+    heartbeatMs: Math.min(1000, Math.max(50, flags.heartbeatTimeout / 4)),
+  };
+}
+
+/** Logs connection losses and recoveries of a NATS node. */
+export function logConnection(nats: NatsNode, log: (line: string) => void): void {
+  nats.events.on('disconnect', (server) => log(`NATS: lost the connection to ${server}; reconnecting`));
+  nats.events.on('reconnect', (server) => log(`NATS: reconnected to ${server}`));
+  nats.events.on('error', (error) => log(`NATS: ${describeError(error)}`));
+}
+
+/**
+ * Waits for the first SIGINT or SIGTERM (or for `signal` to abort): `stopped` resolves with the
+ * signal's name; `dispose` removes the handlers.
+ */
+export function onStopSignal(signal?: AbortSignal): { stopped: Promise<string>; dispose(): void } {
+  let resolve!: (name: string) => void;
+  const stopped = new Promise<string>((r) => (resolve = r));
+  const onInt = () => done('SIGINT');
+  const onTerm = () => done('SIGTERM');
+  const onAbort = () => done('abort');
+  const dispose = () => {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    signal?.removeEventListener('abort', onAbort);
+  };
+  const done = (name: string) => {
+    dispose();
+    resolve(name);
+  };
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  if (signal?.aborted) done('abort');
+  else signal?.addEventListener('abort', onAbort);
+  return { stopped, dispose };
+}
+
+interface NetworkArgs extends NatsFlags {
+  name: string;
+  model: MnistModelName;
+  gates?: string;
+  backend?: string;
+  lr: number;
+  momentum: number;
+  decaySteps?: number;
+  warmup?: number;
+  seed: number;
+}
+
+/** Parses `--gates a-b` (or `a`) into a range. */
+function range(value: string): [number, number] {
+  const match = /^(\d+)(?:-(\d+))?$/.exec(value);
+  if (!match) throw new CommanderArgumentError(`--gates must look like 0-2 or 1, got '${value}'.`);
+  return [Number(match[1]), Number(match[2] ?? match[1])];
+}
+
+/**
+ * Runs the network program with `argv` (as `process.argv`) until SIGINT/SIGTERM or `signal`.
+ * @throws TransportError when NATS cannot be reached; InvalidArgumentError for bad flags.
+ */
+export async function networkMain(argv: string[], options: { signal?: AbortSignal; log?: (line: string) => void } = {}): Promise<void> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const program = addNatsFlags(
+    new Command('network')
+      .description('Host the gates of a network (or a slice of them) for sentinels that connect over NATS.')
+      .requiredOption('--name <network>', 'network name (the NATS subject namespace)')
+      .option('--model <name>', `model: ${MNIST_MODELS.join(' or ')}`, (v: string) => {
+        if (!(MNIST_MODELS as readonly string[]).includes(v)) throw new CommanderArgumentError(`--model must be one of ${MNIST_MODELS.join(', ')}, got '${v}'.`);
+        return v;
+      }, 'mlp')
+      .option('--gates <from-to>', 'gates hosted by this process, e.g. 0-1 (default all)')
+      .option('--backend <name>', 'tensorflow, wasm or cpu (default: first that loads; env AKKORDEON_BACKEND)')
+      .option('--lr <rate>', 'learning rate of DC-ASGD', nonNegative('--lr'), 0.02)
+      .option('--momentum <m>', 'momentum of DC-ASGD', nonNegative('--momentum'), 0.9)
+      .option('--decay-steps <n>', 'decay the learning rate to 0 along a cosine over this many updates per gate', positiveInt('--decay-steps'))
+      .option('--warmup <n>', 'warm the learning rate up over this many updates (with --decay-steps)', positiveInt('--warmup'))
+      .option('--seed <n>', 'seed of the initial weights and dropout', positiveInt('--seed'), 1),
+  )
+    .showHelpAfterError()
+    .parse(argv);
+  const args = program.opts<NetworkArgs>();
+  const [from, to] = args.gates ? range(args.gates) : [undefined, undefined];
+  const learningRate = args.decaySteps ? { type: 'cosine' as const, initial: args.lr, steps: args.decaySteps, warmup: args.warmup } : args.lr;
+  const optimizer: OptimizerSpec = { ...DEFAULT_REMOTE_OPTIMIZER, learningRate, momentum: args.momentum } as OptimizerSpec;
+
+  const backend = await initBackend(args.backend);
+  const system = new ActorSystem({ name: `network-${args.name}`, validate: protocolValidator() });
+  answerInvalid(system, log);
+  system.events.on('failure', (f) => log(`network ${args.name}: ${f.actor.name} failed on ${f.messageType}: ${describeError(f.error)}`));
+  const label = `network ${args.name} gates ${args.gates ?? 'all'}`;
+  const nats = await connectNats(system, natsOptions(args, args.name, label));
+  logConnection(nats, log);
+  system.spawn(() => new Host(backend), { id: HOST_ID, name: 'host' });
+  let hosted;
+  try {
+    hosted = hostGates(nats, { model: args.model, from, to, optimizer, seed: args.seed, log });
+  } catch (error) {
+    await nats.close();
+    throw error;
+  }
+  const first = hosted.gates[0]?.index;
+  const last = hosted.gates.at(-1)?.index;
+  const lr = typeof learningRate === 'number' ? `${learningRate}` : `${args.lr} (cosine over ${args.decaySteps} updates)`;
+  log(`network ${args.name}: hosting gates ${first}-${last} of ${hosted.total} (${args.model}, DC-ASGD lr ${lr}, momentum ${args.momentum}) on node ${system.node}, backend ${backend}, NATS ${nats.servers.join(',')}`);
+  for (const { index, ref, gate } of hosted.gates) log(`  gate ${index} ${gate.name}: [${gate.module.inputShape}] -> [${gate.module.outputShape}] (${ref.id})`);
+  const stop = await onStopSignal(options.signal).stopped;
+  log(`network ${args.name}: stopping (${stop})`);
+  await hosted.close();
+  await nats.close();
+  system.shutdown();
+}

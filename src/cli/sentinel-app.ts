@@ -1,0 +1,153 @@
+/**
+ * `npm run sentinel`: finds a network by name over NATS, attaches a sentinel to it, runs it and
+ * detaches on exit (done, Ctrl-C/SIGINT or SIGTERM). Data is MNIST, normalised with the MNIST
+ * mean and std: `train` uses the first 55,000 images of the training file, `validate` the last
+ * 5,000 (held out from `train`), `test` the 10,000 of the test file. `<samples>` keeps the first
+ * that many; `--shard k/n` then keeps the k-th of n equal parts (one per training sentinel).
+ *
+ *   npm run sentinel -- train 30000 --network mnist --nats nats://127.0.0.1:4222 --epochs 2
+ *   npm run sentinel -- validate --network mnist --every 10
+ *   npm run sentinel -- test --network mnist
+ */
+import { Command, InvalidArgumentError as CommanderArgumentError } from 'commander';
+import { ActorSystem } from '../actor/index.js';
+import { initBackend } from '../backend.js';
+import { ArrayProvider, ensureMnist, loadMnist, resolveMnistDir } from '../data/index.js';
+import { attachRemote } from '../network/discovery.js';
+import { answerInvalid, protocolValidator } from '../schema.js';
+import { Sentinel, type SentinelSummary } from '../sentinel/index.js';
+import { connectNats } from '../transport/nats.js';
+import { addNatsFlags, logConnection, type NatsFlags, natsOptions, nonNegative, onStopSignal, positiveInt } from './network-app.js';
+import { Reporter } from './report.js';
+
+interface SentinelArgs extends NatsFlags {
+  network: string;
+  epochs?: number;
+  batchSize?: number;
+  concurrency?: number;
+  data?: string;
+  every?: number;
+  shard?: [number, number];
+  batchTimeout: number;
+  discoveryTimeout: number;
+  backend?: string;
+  seed: number;
+  name?: string;
+  progress: boolean;
+}
+
+const MODES = ['train', 'validate', 'test'] as const;
+type Mode = (typeof MODES)[number];
+
+function shard(value: string): [number, number] {
+  const match = /^(\d+)\/(\d+)$/.exec(value);
+  const [k, n] = match ? [Number(match[1]), Number(match[2])] : [0, 0];
+  if (!(k >= 1 && k <= n)) throw new CommanderArgumentError(`--shard must be k/n with 1 <= k <= n, got '${value}'.`);
+  return [k, n];
+}
+
+/** MNIST inputs for a mode, normalised, cut to `samples` and to a shard. */
+async function mnistData(mode: Mode, args: SentinelArgs, log: (line: string) => void, samples?: number): Promise<{ data: ArrayProvider; what: string }> {
+  const dir = resolveMnistDir(args.data);
+  await ensureMnist(dir, { log: (line) => !/MD5 ok$/.test(line) && log(line) }); // reports downloads only
+  const split = await loadMnist(dir, mode === 'test' ? 'test' : 'train');
+  const [start, end, what] = mode === 'train' ? [0, 55_000, 'MNIST train images 0-54999'] : mode === 'validate' ? [55_000, 60_000, 'MNIST train images 55000-59999'] : [0, split.count, 'MNIST test images'];
+  let [lo, hi] = [start, Math.min(end, start + (samples ?? end))];
+  if (args.shard) {
+    const [k, n] = args.shard;
+    const size = Math.ceil((hi - lo) / n);
+    [lo, hi] = [lo + (k - 1) * size, Math.min(hi, lo + k * size)];
+  }
+  const x = split.images.subarray(lo * 784, hi * 784).map((v) => (v - 0.1307) / 0.3081); // MNIST mean and std
+  const data = new ArrayProvider({ x, y: split.labels.subarray(lo, hi), inputShape: [784], numClasses: 10, seed: args.seed });
+  return { data, what: `${what}, ${lo}-${hi - 1}${args.shard ? ` (shard ${args.shard.join('/')})` : ''}` };
+}
+
+/**
+ * Runs the sentinel program with `argv` (as `process.argv`); resolves with the summary once the
+ * sentinel is done (or stopped by SIGINT/SIGTERM/`signal`) and detached.
+ * @throws TransportError when NATS or the network cannot be reached.
+ */
+export async function sentinelMain(argv: string[], options: { signal?: AbortSignal; log?: (line: string) => void } = {}): Promise<SentinelSummary> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const program = addNatsFlags(
+    new Command('sentinel')
+      .description('Train, validate or test a network that runs elsewhere, found by name over NATS.')
+      .argument('<mode>', MODES.join(', '), (v: string) => {
+        if (!(MODES as readonly string[]).includes(v)) throw new CommanderArgumentError(`mode must be one of ${MODES.join(', ')}, got '${v}'.`);
+        return v;
+      })
+      .argument('[samples]', 'use only the first this many samples', positiveInt('samples'))
+      .requiredOption('--network <name>', 'name of the network (as given to `npm run network -- --name`)')
+      .option('--epochs <n>', 'passes over the data (default 1; unlimited with --every)', positiveInt('--epochs'))
+      .option('--batch-size <n>', 'samples per batch (default 128 for train, 500 otherwise)', positiveInt('--batch-size'))
+      .option('--concurrency <n>', 'batches in flight (default 2; the batches of all trainers together set the weight staleness)', positiveInt('--concurrency'))
+      .option('--every <seconds>', 'validate/test: run a pass every this many seconds until stopped', nonNegative('--every'))
+      .option('--shard <k/n>', 'use the k-th of n equal parts of the data (e.g. one per trainer)', shard)
+      .option('--batch-timeout <ms>', 'give a batch up (and count it lost) after this long', positiveInt('--batch-timeout'), 10_000)
+      .option('--discovery-timeout <ms>', 'how long to look for the network', positiveInt('--discovery-timeout'), 10_000)
+      .option('--data <dir>', 'MNIST directory (default: env MNIST_DIR, else data/mnist, downloaded if missing)')
+      .option('--backend <name>', 'tensorflow, wasm or cpu (default: first that loads; env AKKORDEON_BACKEND)')
+      .option('--seed <n>', 'shuffle seed', positiveInt('--seed'), 1)
+      .option('--name <name>', 'sentinel name in logs (default the mode)')
+      .option('--no-progress', 'no progress bars'),
+  )
+    .showHelpAfterError()
+    .parse(argv);
+  const [mode, samples] = program.processedArgs as [Mode, number | undefined];
+  const args = program.opts<SentinelArgs>();
+  const name = args.name ?? mode;
+  const backend = await initBackend(args.backend);
+  const { data, what } = await mnistData(mode, args, log, samples);
+  const training = mode === 'train';
+  const every = args.every !== undefined && !training ? args.every : undefined;
+  const sentinel = new Sentinel({
+    name,
+    mode,
+    data,
+    epochs: args.epochs ?? (every !== undefined ? Infinity : 1),
+    batchSize: args.batchSize ?? (training ? 128 : 500),
+    concurrency: args.concurrency ?? 2,
+    trigger: every !== undefined ? 'manual' : 'auto',
+    batchTimeoutMs: args.batchTimeout,
+    onBatchError: 'skip',
+  });
+
+  const system = new ActorSystem({ name: `sentinel-${name}`, validate: protocolValidator() });
+  answerInvalid(system, log);
+  const nats = await connectNats(system, natsOptions(args, args.network, `sentinel ${name}`));
+  logConnection(nats, log);
+  const reporter = new Reporter({ progress: args.progress });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const attachment = await attachRemote(nats, sentinel, { discovery: { timeoutMs: args.discoveryTimeout } });
+    const nodes = new Set([...attachment.directory.gates.values()].map((g) => g.node));
+    log(`sentinel ${name}: ${data.size} samples (${what}); attached to network ${args.network}: ${attachment.directory.total} gates on ${nodes.size} node(s); node ${system.node}, backend ${backend}`);
+    const onNodeDown = (node: string) => nodes.has(node) && log(`sentinel ${name}: node ${node} of network ${args.network} is gone; batches sent there will time out`);
+    system.events.on('nodeDown', onNodeDown);
+    reporter.watch(sentinel);
+    if (every !== undefined) {
+      const pass = () => attachment.ref.tell({ type: 'sentinel.requestPass' });
+      pass();
+      timer = setInterval(pass, every * 1000);
+    }
+    const stop = onStopSignal(options.signal);
+    const outcome = await Promise.race([sentinel.done.then((summary) => ({ summary })), stop.stopped.then((signal) => ({ signal }))]).finally(stop.dispose);
+    clearInterval(timer);
+    const dropped = await attachment.detach();
+    system.events.off('nodeDown', onNodeDown);
+    const summary = 'summary' in outcome ? outcome.summary : await sentinel.done;
+    reporter.stop();
+    const last = summary.epochs.at(-1);
+    const accuracy = last?.metrics.accuracy === undefined ? '' : `, last accuracy ${(last.metrics.accuracy * 100).toFixed(2)}%`;
+    log(`sentinel ${name}: ${'signal' in outcome ? `stopped by ${outcome.signal}` : `done (${summary.stoppedBy})`} after ${summary.epochs.length} pass(es)${accuracy}; detached${dropped ? ` (${dropped} batches freed)` : ''}`);
+    return summary;
+  } catch (error) {
+    clearInterval(timer);
+    reporter.stop();
+    throw error;
+  } finally {
+    await nats.close();
+    system.shutdown();
+  }
+}

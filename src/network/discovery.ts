@@ -1,0 +1,274 @@
+/**
+ * Discovery of networks over NATS through a registry subject, `akk.<network>.registry`: every
+ * process that hosts gates of a network answers a request there with its slice of the network
+ * (`{ node, total, wired, gates: [{ index, id, name, inputShape, outputShape }] }`);
+ * {@link discoverNetwork} asks until gates `0..total-1` are all known, and {@link attachRemote}
+ * runs a local sentinel on the gates found. A host that starts (or restarts) announces itself
+ * on `akk.<network>.registry.announce`, so that the other hosts re-wire their gates to it.
+ */
+import { createInbox, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import type { ActorRef } from '../actor/index.js';
+import { ShapeMismatchError, TransportError } from '../errors.js';
+import { disposeMessageTensors, type GateDetached, type GateMessage } from '../protocol.js';
+import type { Sentinel, SentinelMessage, SentinelSummary } from '../sentinel/index.js';
+import { natsSubject, SUBJECT_TOKEN, type NatsNode } from '../transport/nats.js';
+
+/** One gate as the registry lists it. */
+export interface RegistryGate {
+  /** Position in the network, from 0. */
+  index: number;
+  /** Actor id and name of the gate on its node. */
+  id: string;
+  name: string;
+  /** Per-sample shapes, e.g. `[784]` and `[512]`. */
+  inputShape: number[];
+  outputShape: number[];
+}
+
+/** What one hosting process answers: its node and the gates it hosts. */
+export interface RegistrySlice {
+  node: string;
+  /** Number of gates of the whole network. */
+  total: number;
+  /** True once every hosted gate knows its neighbours (sentinels wait for this). */
+  wired: boolean;
+  /** Model name, for logs (e.g. `'mlp'`). */
+  model?: string;
+  gates: RegistryGate[];
+}
+
+/** A discovered gate: a registry entry plus the node that hosts it. */
+export interface DiscoveredGate extends RegistryGate {
+  node: string;
+}
+
+/** The result of {@link discoverNetwork}. */
+export interface NetworkDirectory {
+  network: string;
+  total: number;
+  /** Gates found, by index, in index order (every index when discovery asked for the whole network). */
+  gates: Map<number, DiscoveredGate>;
+  /** Every slice that answered, by node. */
+  slices: Map<string, RegistrySlice>;
+}
+
+/** Options of {@link discoverNetwork}. */
+export interface DiscoveryOptions {
+  /** Give up after this long, ms. Default 10000. */
+  timeoutMs?: number;
+  /** Ask again this often, ms. Default 500. */
+  retryMs?: number;
+  /** Only these gate indices are needed (default all, `0..total-1`). */
+  need?: number[];
+  /** Only accept slices that report `wired` (default true). */
+  requireWired?: boolean;
+  /** Stops the search; it then rejects with a TransportError. */
+  signal?: AbortSignal;
+}
+
+const token = z.string().regex(SUBJECT_TOKEN);
+const shape = z.array(z.number().int().min(0).max(2 ** 24)).max(8);
+const sliceSchema = z.object({
+  node: token,
+  total: z.number().int().min(1).max(10_000),
+  wired: z.boolean(),
+  model: z.string().max(200).optional(),
+  gates: z.array(z.object({ index: z.number().int().min(0), id: z.string().min(1).max(128), name: z.string().max(256), inputShape: shape, outputShape: shape })).max(10_000),
+});
+
+/** The registry subject of a network. */
+export function registrySubject(network: string): string {
+  return natsSubject(network, 'registry');
+}
+
+/** The subject on which hosts announce that they started. */
+export function announceSubject(network: string): string {
+  return natsSubject(network, 'registry', 'announce');
+}
+
+/**
+ * Answers registry requests for `network` with `slice()` (current at each request) and
+ * announces the slice once now. Returns the subscription (unsubscribe to stop answering).
+ */
+export function serveRegistry(nats: NatsNode, slice: () => RegistrySlice): { subscription: Subscription; announce(): void } {
+  const { nc, namespace } = nats;
+  const subscription = nc.subscribe(registrySubject(namespace), {
+    callback: (error, msg) => {
+      if (!error && msg.reply) msg.respond(JSON.stringify(slice()));
+    },
+  });
+  const announce = () => {
+    try {
+      nc.publish(announceSubject(namespace), JSON.stringify(slice()));
+    } catch {
+      // disconnected and closed: nobody to tell
+    }
+  };
+  announce();
+  return { subscription, announce };
+}
+
+/** Parses a slice from bytes; undefined when it is not a valid slice. */
+export function parseSlice(data: Uint8Array): RegistrySlice | undefined {
+  try {
+    const result = sliceSchema.safeParse(JSON.parse(new TextDecoder().decode(data)));
+    return result.success ? result.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Finds the gates of `network`: publishes a registry request every `retryMs` and collects
+ * answers until the needed gates are known. When two slices claim one index, the node with the
+ * smallest id wins (deterministically for every sentinel).
+ * @throws TransportError when the needed gates are not all found within `timeoutMs`; it names
+ *   the server(s), the network, what was missing, and what to check.
+ */
+export async function discoverNetwork(source: NatsNode | NatsConnection, network: string, options: DiscoveryOptions = {}): Promise<NetworkDirectory> {
+  const nc = 'nc' in source ? source.nc : source;
+  const servers = 'nc' in source ? source.servers.join(', ') : nc.getServer();
+  const { timeoutMs = 10_000, retryMs = 500, requireWired = true } = options;
+  const slices = new Map<string, RegistrySlice>();
+  let total: number | undefined;
+  let unwired = 0;
+  const inbox = createInbox();
+  return new Promise<NetworkDirectory>((resolve, reject) => {
+    const finish = (error?: Error) => {
+      clearInterval(retry);
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      subscription.unsubscribe();
+      if (error) reject(error);
+      else resolve(directory(network, total as number, slices));
+    };
+    const complete = (): boolean => {
+      if (total === undefined) return false;
+      const have = directory(network, total, slices).gates;
+      return (options.need ?? [...Array(total).keys()]).every((i) => i < 0 || i >= (total as number) || have.has(i));
+    };
+    const subscription = nc.subscribe(inbox, {
+      callback: (error, msg) => {
+        if (error) return;
+        const slice = parseSlice(msg.data);
+        if (!slice) return;
+        if (requireWired && !slice.wired) return void unwired++;
+        if (total !== undefined && slice.total !== total) return; // another version of the network; first answer wins
+        total = slice.total;
+        slices.set(slice.node, slice);
+        if (complete()) finish();
+      },
+    });
+    const ask = () => {
+      try {
+        nc.publish(registrySubject(network), '', { reply: inbox });
+      } catch {
+        // disconnected and closed; the timeout reports it
+      }
+    };
+    const retry = setInterval(ask, retryMs);
+    const timer = setTimeout(() => finish(notFound(network, servers, timeoutMs, total, slices, unwired, options.need)), timeoutMs);
+    const onAbort = () => finish(new TransportError(`Discovery of network '${network}' was stopped.`));
+    if (options.signal?.aborted) return onAbort();
+    options.signal?.addEventListener('abort', onAbort);
+    ask();
+  });
+}
+
+function directory(network: string, total: number, slices: Map<string, RegistrySlice>): NetworkDirectory {
+  const found = new Map<number, DiscoveredGate>();
+  for (const node of [...slices.keys()].sort()) {
+    for (const gate of (slices.get(node) as RegistrySlice).gates) {
+      if (gate.index < total && !found.has(gate.index)) found.set(gate.index, { ...gate, node });
+    }
+  }
+  const gates = new Map([...found].sort(([a], [b]) => a - b));
+  return { network, total, gates, slices };
+}
+
+function notFound(network: string, servers: string, timeoutMs: number, total: number | undefined, slices: Map<string, RegistrySlice>, unwired: number, need?: number[]): TransportError {
+  const start = `\`npm run network -- --name ${network} --nats ${servers}\``;
+  if (total === undefined && unwired === 0) {
+    return new TransportError(
+      `No gates of network '${network}' answered on NATS ${servers} within ${timeoutMs} ms. Check that ${start} is running with the same --name and --nats (and the same credentials).`,
+    );
+  }
+  if (total === undefined) {
+    return new TransportError(`Network '${network}' on NATS ${servers} answered, but its gates were not wired to each other within ${timeoutMs} ms; start the processes that host its other gates (--gates).`);
+  }
+  const have = directory(network, total, slices).gates;
+  const missing = (need ?? [...Array(total).keys()]).filter((i) => i >= 0 && i < total && !have.has(i));
+  return new TransportError(
+    `Network '${network}' on NATS ${servers} has ${total} gates, but gate(s) ${missing.join(', ')} did not answer within ${timeoutMs} ms. Start the process that hosts them (${start.slice(0, -1)} --gates ${missing[0]}-${missing.at(-1)}\`).`,
+  );
+}
+
+/** Systems whose dead letters (late replies to a stopped sentinel) are freed. */
+const freeing = new WeakSet<object>();
+
+/** Options of {@link attachRemote}. */
+export interface AttachRemoteOptions {
+  /** How discovery waits for the network; default 10 s, asking every 500 ms. */
+  discovery?: Pick<DiscoveryOptions, 'timeoutMs' | 'retryMs'>;
+  /** Timeout of each gate's reply to `gate.detach`, ms. Default 5000. */
+  detachTimeoutMs?: number;
+}
+
+/** A sentinel running on a remote network. */
+export interface RemoteAttachment {
+  readonly ref: ActorRef<SentinelMessage>;
+  readonly directory: NetworkDirectory;
+  /** Gate refs in pipeline order. */
+  readonly gates: ActorRef<GateMessage>[];
+  /** The sentinel's result (see `Sentinel.done`). */
+  readonly done: Promise<SentinelSummary>;
+  /**
+   * Stops the sentinel and tells every gate to free its cached batches; resolves with the
+   * number dropped. Runs by itself when the sentinel finishes; idempotent.
+   */
+  detach(): Promise<number>;
+}
+
+/**
+ * Finds the network `nats.namespace`, spawns `sentinel` in `nats.system` and starts it on the
+ * network's first and last gates.
+ * @throws TransportError when the network does not answer (see {@link discoverNetwork});
+ *   ShapeMismatchError when the sentinel's data does not fit gate 0's input.
+ */
+export async function attachRemote(nats: NatsNode, sentinel: Sentinel, options: AttachRemoteOptions = {}): Promise<RemoteAttachment> {
+  const { system } = nats;
+  const directory = await discoverNetwork(nats, nats.namespace, { ...options.discovery, requireWired: true });
+  const gates = [...Array(directory.total).keys()].map((i) => {
+    const g = directory.gates.get(i) as DiscoveredGate;
+    return system.ref<GateMessage>(g.id, g.name, g.node);
+  });
+  const input = directory.gates.get(0)?.inputShape ?? [];
+  if (!tf.util.arraysEqual(input, sentinel.options.data.inputShape)) {
+    throw new ShapeMismatchError(`Sentinel '${sentinel.name}' has samples of shape [${sentinel.options.data.inputShape}], but network '${directory.network}' takes [${input}].`);
+  }
+  if (!freeing.has(system)) {
+    freeing.add(system);
+    system.events.on('deadLetter', (_target, message) => disposeMessageTensors(message)); // e.g. logits arriving after a detach
+  }
+  const ref = system.spawn<SentinelMessage>(() => sentinel, { name: `sentinel-${sentinel.name}` });
+  let released: Promise<number> | undefined;
+  const detach = (): Promise<number> => {
+    released ??= (async () => {
+      system.stop(ref);
+      let dropped = 0;
+      for (const gate of gates) {
+        const reply = await system
+          .ask<GateDetached, GateMessage>(gate, (replyTo) => ({ type: 'gate.detach', sentinelId: ref.id, replyTo }), options.detachTimeoutMs ?? 5000)
+          .catch(() => undefined);
+        dropped += reply?.dropped ?? 0;
+      }
+      return dropped;
+    })();
+    return released;
+  };
+  sentinel.done.then(detach, detach);
+  ref.tell({ type: 'sentinel.start', first: gates[0] as ActorRef<GateMessage>, last: gates[gates.length - 1] as ActorRef<GateMessage> });
+  return { ref, directory, gates, done: sentinel.done, detach };
+}

@@ -1,0 +1,253 @@
+/**
+ * Networks spread over processes through NATS: {@link hostGates} runs a slice of a named model's
+ * gates in this process, lists them on the network's registry subject and wires them to the
+ * neighbouring slices (retrying until those exist, re-wiring when they restart); it frees the
+ * cached tensors of every sentinel whose node goes down (missed heartbeats). Sentinels attach
+ * with `attachRemote` (see discovery.ts).
+ */
+import type { Subscription } from '@nats-io/transport-node';
+import type * as tf from '@tensorflow/tfjs';
+import { EventEmitter } from 'eventemitter3';
+import type { ActorRef } from '../actor/index.js';
+import { describeError, InvalidArgumentError } from '../errors.js';
+import { Gate } from '../gate/index.js';
+import { mnistModel, type MnistModelName } from '../models/index.js';
+import { createOptimizer, type OptimizerSpec } from '../optim/index.js';
+import { disposeMessageTensors, type GateDetached, type GateMessage } from '../protocol.js';
+import type { NatsNode } from '../transport/nats.js';
+import { announceSubject, type DiscoveredGate, discoverNetwork, parseSlice, type RegistrySlice, serveRegistry } from './discovery.js';
+
+/** The optimizer gates get when none is given: DC-ASGD (adaptive), learning rate 0.02, momentum 0.9. */
+export const DEFAULT_REMOTE_OPTIMIZER: OptimizerSpec = { type: 'dcasgd', learningRate: 0.02, momentum: 0.9 };
+
+/** Options of {@link hostGates}. */
+export interface HostGatesOptions {
+  /** A named MNIST model (input `[784]`). */
+  model: MnistModelName;
+  /** First and last gate index hosted here (inclusive); default the whole network. */
+  from?: number;
+  to?: number;
+  /** Each gate's optimizer; default {@link DEFAULT_REMOTE_OPTIMIZER}. */
+  optimizer?: OptimizerSpec;
+  /** Seed of the initial weights (and gate i's dropout: seed + i). Default 1. */
+  seed?: number;
+  checkFinite?: boolean;
+  /** How often wiring asks the registry for missing neighbours, ms. Default 500. */
+  retryMs?: number;
+  /** Where log lines go; default `console.log`. */
+  log?: (line: string) => void;
+}
+
+/** One hosted gate. */
+export interface HostedGate {
+  index: number;
+  ref: ActorRef<GateMessage>;
+  gate: Gate;
+}
+
+/** Events of {@link HostedGates}. */
+export interface HostedGatesEvents {
+  /** Every hosted gate knows its neighbours. */
+  wired: () => void;
+  /** A node went down (left, or missed heartbeats); `dropped` batches of its sentinels were freed. */
+  nodeLost: (node: string, dropped: number) => void;
+}
+
+/** What {@link hostGates} returns. */
+export interface HostedGates {
+  readonly network: string;
+  readonly total: number;
+  readonly gates: HostedGate[];
+  readonly events: EventEmitter<HostedGatesEvents>;
+  /** Resolves once every hosted gate has been wired to its neighbours. */
+  readonly wired: Promise<void>;
+  /** Batches whose backward pass has not arrived yet, over every hosted gate. */
+  inFlight(): number;
+  /** Frees every batch of sentinels on `node`; returns how many were dropped. */
+  detachNode(node: string): Promise<number>;
+  /** Stops answering the registry and stops the gates (the NATS connection stays open). */
+  close(): Promise<void>;
+}
+
+/** Per-sample shapes along a model's gates: `shapes[i]` is gate i's input; the last is the output. */
+function chainShapes(specs: { layers: tf.layers.Layer[] }[], inputShape: number[]): number[][] {
+  const shapes = [inputShape];
+  let shape: (number | null)[] = [null, ...inputShape];
+  for (const spec of specs) {
+    for (const layer of spec.layers) shape = layer.computeOutputShape(shape) as (number | null)[];
+    shapes.push(shape.slice(1) as number[]);
+  }
+  return shapes;
+}
+
+/**
+ * Hosts gates `from..to` of a named model in `nats.system`, registers them under the network
+ * `nats.namespace`, and wires them to the other slices as those appear.
+ * @throws InvalidArgumentError for a gate range outside the model.
+ */
+export function hostGates(nats: NatsNode, options: HostGatesOptions): HostedGates {
+  const { system, namespace: network } = nats;
+  const log = options.log ?? ((line: string) => console.log(line));
+  const seed = options.seed ?? 1;
+  const specs = mnistModel(options.model, seed);
+  const total = specs.length;
+  const from = options.from ?? 0;
+  const to = options.to ?? total - 1;
+  if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from <= to && to < total)) {
+    throw new InvalidArgumentError(`Gates ${from}-${to} are not in model '${options.model}', which has gates 0-${total - 1}.`);
+  }
+  const shapes = chainShapes(specs, [784]);
+  const gates: HostedGate[] = [];
+  for (let index = from; index <= to; index++) {
+    const spec = specs[index] as (typeof specs)[number];
+    const gate = new Gate({
+      name: spec.name ?? `gate-${index}`,
+      layers: spec.layers,
+      inputShape: shapes[index] as number[],
+      optimizer: createOptimizer(options.optimizer ?? DEFAULT_REMOTE_OPTIMIZER),
+      seed: seed + index,
+      checkFinite: options.checkFinite,
+    });
+    gates.push({ index, gate, ref: system.spawn<GateMessage>(() => gate, { name: gate.name, supervision: 'resume' }) });
+  }
+  const events = new EventEmitter<HostedGatesEvents>();
+  const neighbours: { previous?: DiscoveredGate; next?: DiscoveredGate } = {};
+  const needed = [from - 1, to + 1].filter((i) => i >= 0 && i < total);
+  let closed = false;
+  const stopSearch = new AbortController();
+  let wired = false;
+  let markWired!: () => void;
+  const wiredOnce = new Promise<void>((resolve) => (markWired = resolve));
+
+  const slice = (): RegistrySlice => ({
+    node: system.node,
+    total,
+    wired,
+    model: options.model,
+    gates: gates.map(({ index, ref, gate }) => ({ index, id: ref.id, name: ref.name, inputShape: gate.module.inputShape, outputShape: gate.module.outputShape })),
+  });
+  const remote = (g?: DiscoveredGate) => (g ? system.ref<GateMessage>(g.id, g.name, g.node) : undefined);
+  const apply = () => {
+    gates.forEach(({ ref }, i) => {
+      const previous = i > 0 ? gates[i - 1]?.ref : remote(neighbours.previous);
+      const next = i < gates.length - 1 ? gates[i + 1]?.ref : remote(neighbours.next);
+      ref.tell({ type: 'gate.connect', previous, next });
+    });
+    const now = (from === 0 || neighbours.previous !== undefined) && (to === total - 1 || neighbours.next !== undefined);
+    if (now && !wired) {
+      wired = true;
+      const describe = (g?: DiscoveredGate) => (g ? `gate ${g.index} on ${g.node}` : 'none');
+      log(`network ${network}: gates ${from}-${to} wired (previous: ${describe(neighbours.previous)}, next: ${describe(neighbours.next)})`);
+      markWired();
+      events.emit('wired');
+      registry.announce();
+    }
+  };
+  const learn = (s: RegistrySlice): boolean => {
+    let changed = false;
+    for (const g of s.gates) {
+      const key = g.index === from - 1 ? 'previous' : g.index === to + 1 ? 'next' : undefined;
+      const known = key && neighbours[key];
+      if (key && (!known || known.node !== s.node || known.id !== g.id) && s.total === total) {
+        neighbours[key] = { ...g, node: s.node };
+        changed = true;
+      }
+    }
+    return changed;
+  };
+
+  let searching = false;
+  const missing = () => needed.some((i) => (i === from - 1 ? !neighbours.previous : !neighbours.next));
+  const search = async () => {
+    if (searching) return;
+    searching = true;
+    let reported = false;
+    while (!closed && missing()) {
+      try {
+        const found = await discoverNetwork(nats, network, { need: needed, requireWired: false, timeoutMs: 5000, retryMs: options.retryMs ?? 500, signal: stopSearch.signal });
+        if (!closed) found.slices.forEach((s) => s.node !== system.node && learn(s));
+      } catch (error) {
+        if (!reported && !closed && missing()) log(`network ${network}: waiting for neighbouring gates: ${describeError(error)}`);
+        reported = true;
+      }
+    }
+    searching = false;
+    if (!closed) apply();
+  };
+
+  const registry = serveRegistry(nats, slice);
+  const announcements: Subscription = nats.nc.subscribe(announceSubject(network), {
+    callback: (error, msg) => {
+      const s = error ? undefined : parseSlice(msg.data);
+      if (s && s.node !== system.node && !closed && learn(s)) apply();
+    },
+  });
+  const names = new Map<string, string | undefined>();
+  const reasons = new Map<string, 'left' | 'timeout'>();
+  const onPeerUp = (node: string, name: string | undefined) => {
+    names.set(node, name);
+    log(`network ${network}: node ${node}${name ? ` (${name})` : ''} joined`);
+  };
+  const onPeerDown = (node: string, reason: 'left' | 'timeout') => reasons.set(node, reason);
+  const detaching = new Set<Promise<number>>();
+  const detachNode = (node: string): Promise<number> => {
+    const pending = (async () => {
+      let dropped = 0;
+      for (const { ref } of gates) {
+        const reply = await system.ask<GateDetached, GateMessage>(ref, (replyTo) => ({ type: 'gate.detach', node, replyTo }), 30_000).catch(() => undefined);
+        dropped += reply?.dropped ?? 0;
+      }
+      return dropped;
+    })();
+    detaching.add(pending);
+    void pending.finally(() => detaching.delete(pending));
+    return pending;
+  };
+  const onNodeDown = (node: string) => {
+    if (closed) return;
+    for (const key of ['previous', 'next'] as const) {
+      if (neighbours[key]?.node === node) {
+        log(`network ${network}: the node hosting gate ${neighbours[key]?.index} (${node}) is gone; waiting for it to come back`);
+        neighbours[key] = undefined;
+        wired = false;
+        void search();
+      }
+    }
+    void detachNode(node).then((dropped) => {
+      const how = reasons.get(node) === 'timeout' ? 'missed its heartbeats' : 'left';
+      log(`network ${network}: node ${node}${names.get(node) ? ` (${names.get(node)})` : ''} ${how}; freed ${dropped} cached batch${dropped === 1 ? '' : 'es'}`);
+      names.delete(node);
+      reasons.delete(node);
+      events.emit('nodeLost', node, dropped);
+    });
+  };
+  const onDeadLetter = (_target: ActorRef, message: { type: string }) => disposeMessageTensors(message);
+  nats.events.on('peerUp', onPeerUp);
+  nats.events.on('peerDown', onPeerDown);
+  system.events.on('nodeDown', onNodeDown);
+  system.events.on('deadLetter', onDeadLetter);
+  setImmediate(() => (closed ? undefined : needed.length === 0 ? apply() : void search())); // after the caller's own lines
+
+  return {
+    network,
+    total,
+    gates,
+    events,
+    wired: wiredOnce,
+    inFlight: () => gates.reduce((n, g) => n + g.gate.inFlight, 0),
+    detachNode,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      stopSearch.abort();
+      registry.subscription.unsubscribe();
+      announcements.unsubscribe();
+      nats.events.off('peerUp', onPeerUp);
+      nats.events.off('peerDown', onPeerDown);
+      system.events.off('nodeDown', onNodeDown);
+      await Promise.allSettled([...detaching]);
+      gates.forEach(({ ref }) => system.stop(ref));
+      system.events.off('deadLetter', onDeadLetter);
+    },
+  };
+}

@@ -1,0 +1,340 @@
+/**
+ * NATS transport: connects an actor system to a NATS server, so that actors in any number of
+ * processes and machines reach each other. Each system listens on `akk.<namespace>.node.<node>`
+ * and becomes the system's default route: a frame for any other node is published to that
+ * node's subject, as bytes ({@link frameToBytes}), in chunks when it exceeds the server's
+ * `max_payload`. Every node publishes `akk.<namespace>.heartbeat` `{ node, name }` once a
+ * second; a node that misses heartbeats for `peerTimeoutMs` (or says goodbye) is reported as
+ * `nodeDown` by the actor system. The client reconnects forever, with backoff.
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { EventEmitter } from 'eventemitter3';
+import type { ActorSystem } from '../actor/system.js';
+import { describeError, InvalidArgumentError, ProtocolError, TransportError } from '../errors.js';
+import { bytesToFrame, type CodecLimits, DEFAULT_LIMITS, type Frame, frameToBytes } from './codec.js';
+import { Chunker, isChunk, Reassembler } from './chunk.js';
+import type { Link } from './link.js';
+
+/** Characters allowed in a namespace or node id: one NATS subject token. */
+export const SUBJECT_TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
+/** NATS's default `max_payload`: 1 MiB. */
+export const DEFAULT_MAX_PAYLOAD = 2 ** 20;
+
+/** Options of {@link connectNats}. */
+export interface NatsOptions {
+  /** Server URL(s), e.g. `nats://127.0.0.1:4222`. */
+  servers: string | string[];
+  /** Subject namespace, e.g. the network name: letters, digits, `_` and `-`. */
+  namespace: string;
+  /** Authentication token (server `authorization { token }`). */
+  token?: string;
+  /** User and password (server `authorization { users }`). */
+  user?: string;
+  pass?: string;
+  /** TLS files (PEM); any of them makes TLS required. */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string };
+  /** Client name shown by the server's monitoring and in peers' logs. */
+  name?: string;
+  /** Interval of this node's heartbeats, ms. Default 1000. */
+  heartbeatMs?: number;
+  /** A peer silent for this long (ms, while this node is connected) is down. Default 5000. */
+  peerTimeoutMs?: number;
+  /** Limits on frames received (the chunk reassembler rejects totals over `maxFrameBytes`). */
+  limits?: CodecLimits;
+  /** An incomplete chunked message is dropped this long (ms) after its last chunk. Default 30000. */
+  chunkTimeoutMs?: number;
+  /** Most bytes held for incomplete chunked messages. Default 512 MiB. */
+  maxReassemblyBytes?: number;
+  /** Bytes sent while disconnected (buffered by the client) before sends fail. Default 256 MiB. */
+  maxBufferedBytes?: number;
+  /** Initial connection timeout, ms. Default 5000. */
+  connectTimeoutMs?: number;
+  /** Reconnect delay: grows from `initialMs` to `maxMs` with the outage's length. Default 100 and 2000. */
+  reconnect?: { initialMs?: number; maxMs?: number };
+}
+
+/** Events of a {@link NatsNode}. */
+export interface NatsNodeEvents {
+  /** A node was heard from for the first time (or again after it was down). */
+  peerUp: (node: string, name: string | undefined) => void;
+  /** A node said goodbye (`left`) or missed its heartbeats (`timeout`); its route is gone. */
+  peerDown: (node: string, reason: 'left' | 'timeout', name: string | undefined) => void;
+  /** The connection to the server was lost; sends are buffered until it is back. */
+  disconnect: (server: string) => void;
+  /** The connection is back. */
+  reconnect: (server: string) => void;
+  /** An asynchronous error of the client or of a subscription. */
+  error: (error: Error) => void;
+}
+
+interface Peer {
+  name?: string;
+  lastSeen: number;
+}
+
+const NO_FRAME: Frame = { node: '', to: '(undecoded NATS message)', header: '', buffers: [] };
+
+/** The subject of a namespace: `akk.<namespace>.<tokens…>`. */
+export function natsSubject(namespace: string, ...tokens: string[]): string {
+  return ['akk', namespace, ...tokens].join('.');
+}
+
+/** One actor system's connection to NATS; the system's default route (a {@link Link}). */
+export class NatsNode implements Link {
+  readonly description: string;
+  readonly events = new EventEmitter<NatsNodeEvents>();
+  /** The server URLs as given, for messages. */
+  readonly servers: string[];
+  private readonly peers = new Map<string, Peer>();
+  /** Nodes that left or missed their heartbeats; sends to them fail until they are heard again. */
+  private readonly down = new Set<string>();
+  private readonly chunker = new Chunker();
+  private readonly reassembler: Reassembler;
+  private readonly limits: CodecLimits;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private connected = true;
+  private closed = false;
+  private bufferedBytes = 0;
+  private lastCheck = Date.now();
+
+  /** Use {@link connectNats}. */
+  constructor(
+    readonly system: ActorSystem,
+    readonly nc: NatsConnection,
+    readonly namespace: string,
+    private readonly options: NatsOptions,
+  ) {
+    this.servers = ([] as string[]).concat(options.servers);
+    this.description = `nats ${this.servers.join(',')} (${namespace})`;
+    this.limits = options.limits ?? DEFAULT_LIMITS;
+    this.reassembler = new Reassembler({ maxMessageBytes: this.limits.maxFrameBytes, maxPendingBytes: options.maxReassemblyBytes, timeoutMs: options.chunkTimeoutMs });
+  }
+
+  /** Subscribes, starts heartbeats and becomes the system's default route; resolves once the server has the subscriptions. */
+  async start(): Promise<void> {
+    this.nc.subscribe(natsSubject(this.namespace, 'node', this.system.node), { callback: (error, msg) => void (error ? this.events.emit('error', error) : this.receive(msg.data)) });
+    this.nc.subscribe(natsSubject(this.namespace, 'heartbeat'), { callback: (error, msg) => void (error ? this.events.emit('error', error) : this.heartbeat(msg.data)) });
+    this.system.setDefaultRoute(this);
+    const heartbeatMs = this.options.heartbeatMs ?? 1000;
+    const peerTimeoutMs = this.options.peerTimeoutMs ?? 5000;
+    const chunkTimeoutMs = this.options.chunkTimeoutMs ?? 30_000;
+    this.timers.push(
+      setInterval(() => this.beat(), heartbeatMs),
+      // setImmediate: heartbeats already waiting in the socket are read before peers are judged.
+      setInterval(() => setImmediate(() => this.checkPeers(peerTimeoutMs)), Math.max(10, Math.min(heartbeatMs, peerTimeoutMs / 4))),
+      setInterval(() => this.reassembler.sweep(), Math.max(10, chunkTimeoutMs / 2)),
+    );
+    this.timers.forEach((t) => t.unref());
+    void this.watchStatus();
+    await this.nc.flush();
+    this.beat();
+  }
+
+  /** Nodes heard from recently, with their names. */
+  get peerNodes(): Map<string, string | undefined> {
+    return new Map([...this.peers].map(([node, peer]) => [node, peer.name]));
+  }
+
+  /** The largest NATS message the connected server accepts, in bytes. */
+  get maxPayload(): number {
+    return this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+  }
+
+  /**
+   * Publishes a frame to its node's subject, chunked when over `max_payload`. While
+   * disconnected the client buffers it (up to `maxBufferedBytes`).
+   * @throws TransportError when closed, when the target node is down (it left or missed its
+   *   heartbeats; the system then records a dead letter), over the buffer limit, or when the
+   *   client refuses.
+   */
+  send(frame: Frame): void {
+    if (this.closed) throw new TransportError(`${this.description} is closed; frame for ${frame.to}@${frame.node} not sent.`);
+    if (!SUBJECT_TOKEN.test(frame.node)) throw new TransportError(`Node id '${frame.node.slice(0, 64)}' is not a NATS subject token; frame not sent.`);
+    if (this.down.has(frame.node)) throw new TransportError(`Node ${frame.node} is down (it left or missed its heartbeats); frame for ${frame.to} not sent.`);
+    const bytes = frameToBytes(frame);
+    if (!this.connected) {
+      if (this.bufferedBytes + bytes.byteLength > (this.options.maxBufferedBytes ?? 256 * 2 ** 20)) {
+        throw new TransportError(`${this.description} is disconnected and has buffered ${this.bufferedBytes} bytes; frame for ${frame.to} dropped.`);
+      }
+      this.bufferedBytes += bytes.byteLength;
+    }
+    const subject = natsSubject(this.namespace, 'node', frame.node);
+    try {
+      for (const chunk of this.chunker.split(bytes, this.maxPayload)) this.nc.publish(subject, chunk);
+    } catch (error) {
+      throw new TransportError(`${this.description}: publishing to ${subject} failed: ${describeError(error)}`, { cause: error });
+    }
+  }
+
+  /** Resolves when the server has processed everything sent so far. */
+  async flush(): Promise<void> {
+    await this.nc.flush();
+  }
+
+  /**
+   * Says goodbye to peers, stops routing through NATS, and closes the connection (pending
+   * messages are flushed for up to `timeoutMs`). Idempotent.
+   */
+  async close(timeoutMs = 2000): Promise<void> {
+    if (this.closed) return;
+    this.beat(true);
+    this.stop();
+    for (const node of [...this.peers.keys()]) this.dropPeer(node);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([this.nc.flush().catch(() => undefined), timeout]);
+    clearTimeout(timer);
+    await this.nc.close().catch(() => undefined);
+  }
+
+  /** Closes the connection without a goodbye, as a crashed process would (for tests). */
+  async abort(): Promise<void> {
+    this.stop();
+    await this.nc.close().catch(() => undefined);
+  }
+
+  private stop(): void {
+    this.closed = true;
+    this.timers.forEach((t) => clearInterval(t));
+    this.reassembler.clear();
+    this.system.setDefaultRoute(undefined);
+  }
+
+  private receive(message: Uint8Array): void {
+    // A plain view: the client hands out Buffers, whose `slice` shares memory instead of copying.
+    const data = new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
+    let frame: Frame;
+    try {
+      const bytes = isChunk(data) ? this.reassembler.push(data) : data;
+      if (!bytes) return;
+      frame = bytesToFrame(bytes, this.limits);
+    } catch (error) {
+      const protocolError = error instanceof ProtocolError ? error : new ProtocolError(describeError(error), { cause: error });
+      this.system.events.emit('protocolError', protocolError, NO_FRAME);
+      return;
+    }
+    try {
+      this.system.receiveFrame(frame, this);
+    } catch (error) {
+      this.events.emit('error', error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  private beat(bye = false): void {
+    if (this.closed) return;
+    try {
+      this.nc.publish(natsSubject(this.namespace, 'heartbeat'), JSON.stringify({ node: this.system.node, name: this.options.name, ...(bye ? { bye: true } : {}) }));
+    } catch (error) {
+      this.events.emit('error', error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  private heartbeat(data: Uint8Array): void {
+    let beat: { node?: unknown; name?: unknown; bye?: unknown };
+    try {
+      beat = JSON.parse(new TextDecoder().decode(data));
+    } catch {
+      return;
+    }
+    const node = beat?.node;
+    if (typeof node !== 'string' || !SUBJECT_TOKEN.test(node) || node === this.system.node || this.closed) return;
+    const name = typeof beat.name === 'string' ? beat.name.slice(0, 200) : undefined;
+    if (beat.bye === true) {
+      if (this.peers.has(node)) this.dropPeer(node, 'left');
+      return;
+    }
+    const peer = this.peers.get(node);
+    if (peer) {
+      peer.lastSeen = Date.now();
+      return;
+    }
+    this.down.delete(node);
+    this.peers.set(node, { name, lastSeen: Date.now() });
+    this.system.addRoute(node, this);
+    this.events.emit('peerUp', node, name);
+  }
+
+  private checkPeers(timeoutMs: number): void {
+    const now = Date.now();
+    const stalled = now - this.lastCheck > timeoutMs / 2; // this process was busy: silence proves nothing
+    this.lastCheck = now;
+    if (!this.connected || this.closed) return;
+    if (stalled) return this.peers.forEach((peer) => (peer.lastSeen = Math.max(peer.lastSeen, now - timeoutMs / 2)));
+    for (const [node, peer] of this.peers) if (peer.lastSeen < now - timeoutMs) this.dropPeer(node, 'timeout');
+  }
+
+  private dropPeer(node: string, reason?: 'left' | 'timeout'): void {
+    const peer = this.peers.get(node);
+    this.peers.delete(node);
+    if (reason) {
+      this.down.add(node);
+      if (this.down.size > 10_000) this.down.delete(this.down.values().next().value as string);
+    }
+    this.system.removeRoute(node);
+    if (reason) this.events.emit('peerDown', node, reason, peer?.name);
+  }
+
+  private async watchStatus(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type === 'disconnect') {
+        this.connected = false;
+        this.events.emit('disconnect', status.server);
+      } else if (status.type === 'reconnect') {
+        this.connected = true;
+        this.bufferedBytes = 0;
+        const now = Date.now();
+        this.peers.forEach((peer) => (peer.lastSeen = now)); // silence while we were away proves nothing
+        this.beat();
+        this.events.emit('reconnect', status.server);
+      } else if (status.type === 'error') {
+        this.events.emit('error', status.error);
+      }
+    }
+  }
+}
+
+/**
+ * Connects `system` to NATS: subscribes to its node subject, starts heartbeats, and makes the
+ * connection the system's default route.
+ * @throws InvalidArgumentError for a namespace or node id that is not a subject token;
+ *   TransportError when the server cannot be reached or refuses the credentials.
+ */
+export async function connectNats(system: ActorSystem, options: NatsOptions): Promise<NatsNode> {
+  if (!SUBJECT_TOKEN.test(options.namespace)) throw new InvalidArgumentError(`Namespace '${options.namespace}' must be 1-128 letters, digits, '_' or '-'.`);
+  if (!SUBJECT_TOKEN.test(system.node)) throw new InvalidArgumentError(`Node id '${system.node}' must be 1-128 letters, digits, '_' or '-' to serve as a NATS subject.`);
+  if (options.token !== undefined && options.user !== undefined) throw new InvalidArgumentError('Give a NATS token or a user and password, not both.');
+  const servers = ([] as string[]).concat(options.servers);
+  const { initialMs = 100, maxMs = 2000 } = options.reconnect ?? {};
+  let downSince: number | undefined;
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers,
+      name: options.name,
+      token: options.token,
+      user: options.user,
+      pass: options.pass,
+      tls: options.tls && (options.tls.caFile || options.tls.certFile || options.tls.keyFile) ? { ...options.tls } : undefined,
+      timeout: options.connectTimeoutMs ?? 5000,
+      maxReconnectAttempts: -1,
+      reconnectDelayHandler: () => {
+        downSince ??= Date.now();
+        return Math.min(maxMs, Math.max(initialMs, (Date.now() - downSince) / 2)) + Math.random() * initialMs;
+      },
+    });
+  } catch (error) {
+    throw new TransportError(
+      `Cannot connect to NATS at ${servers.join(', ')}: ${describeError(error)}. Is nats-server running there (e.g. \`nats-server -a 127.0.0.1 -p 4222\`), and are the URL, credentials and TLS files right?`,
+      { cause: error },
+    );
+  }
+  const node = new NatsNode(system, nc, options.namespace, options);
+  node.events.on('reconnect', () => (downSince = undefined));
+  try {
+    await node.start();
+  } catch (error) {
+    await node.abort();
+    throw new TransportError(`NATS at ${servers.join(', ')} accepted the connection but not the subscriptions: ${describeError(error)}`, { cause: error });
+  }
+  return node;
+}

@@ -1,0 +1,51 @@
+/**
+ * Child-process transport: {@link spawnProcessNode} forks a Node process that runs its own actor
+ * system with a `Host` actor, linked to the caller's system over the IPC channel with V8
+ * ("advanced") serialisation, so that frames travel as structured clones with their tensor
+ * buffers as binary. Unlike worker threads, a child process may use tfjs-node.
+ */
+import { fork } from 'node:child_process';
+import { constants } from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { nanoid } from 'nanoid';
+import type { ActorSystem } from '../actor/system.js';
+import { type Channel, connectNode, type NodeConfig, type NodeOptions, type RemoteNode } from './channel.js';
+import { NODE_ENTRY, nodeScript, resolveModules } from './worker.js';
+
+/** A child process started by {@link spawnProcessNode}. */
+export type ProcessNode = RemoteNode;
+
+let counter = 0;
+
+/**
+ * Forks a child process hosting a `Host` actor at id `'host'` and links it to `system`; the
+ * child routes everything it does not host back to `system`. When the child exits (closed,
+ * crashed, killed with SIGKILL), its route is removed: `nodeDown` fires on `system` and later
+ * sends to it become dead letters. The child exits when this process disconnects.
+ *
+ * @param options.backend the child's backend; default the parent's (tfjs-node is allowed).
+ * @throws TransportError when the child fails to start.
+ */
+export async function spawnProcessNode(system: ActorSystem, options: NodeOptions = {}): Promise<ProcessNode> {
+  const backend = options.backend ?? tf.getBackend();
+  const name = options.name ?? `process-${++counter}`;
+  const node = `${system.node}/${name}-${nanoid(6)}`;
+  const config: NodeConfig = { node, parent: system.node, name, backend, modules: resolveModules(options.modules) };
+  const child = fork(nodeScript(), [], {
+    execArgv: [],
+    serialization: 'advanced',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, AKKORDEON_NODE_CONFIG: JSON.stringify(config), AKKORDEON_NODE_ENTRY: NODE_ENTRY.href },
+  });
+  const channel: Channel = {
+    description: `child process ${name}`,
+    post: (message) => {
+      if (child.connected) child.send(message);
+    },
+    onMessage: (handler) => child.on('message', handler),
+    onExit: (handler) => child.once('exit', (code, signal) => handler(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0))),
+    kill: () => void child.kill('SIGKILL'),
+  };
+  child.on('error', (error) => console.error(`[${name}] child process error: ${error.message}`));
+  return connectNode(system, node, 'process', channel, options.startTimeoutMs);
+}

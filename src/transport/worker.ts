@@ -1,0 +1,67 @@
+/**
+ * Worker-thread transport: {@link spawnWorkerNode} starts a Node worker thread that runs its own
+ * actor system with a `Host` actor, and links it to the caller's system. Frames cross the
+ * thread's MessagePort with their tensor buffers transferred, not copied. tfjs-node is never
+ * loaded in a worker (it is not context-aware); with that backend workers use wasm.
+ */
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { nanoid } from 'nanoid';
+import type { ActorSystem } from '../actor/system.js';
+import { InvalidArgumentError } from '../errors.js';
+import { type Channel, connectNode, type NodeConfig, type NodeOptions, type RemoteNode } from './channel.js';
+
+/** A worker thread started by {@link spawnWorkerNode}. */
+export type WorkerNode = RemoteNode;
+
+const HERE = import.meta.url;
+const EXT = HERE.endsWith('.ts') ? '.ts' : '.js';
+/** The module a worker thread or child process runs (`node-main.ts` from sources, `.js` when built). */
+export const NODE_ENTRY = new URL(`./node-main${EXT}`, HERE);
+/** Loads {@link NODE_ENTRY} through tsx when it is TypeScript. */
+export const NODE_BOOTSTRAP = new URL('./bootstrap.mjs', HERE);
+
+let counter = 0;
+
+/** Resolves module specifiers for a node: paths become file URLs, package names stay. */
+export function resolveModules(modules: string[] = []): string[] {
+  return modules.map((m) => (m.startsWith('.') || m.startsWith('/') ? new URL(m, `file://${process.cwd()}/`).href : m));
+}
+
+/** The file a node starts from: the entry itself when it is JavaScript, else the tsx bootstrap. */
+export function nodeScript(): string {
+  return fileURLToPath(EXT === '.ts' ? NODE_BOOTSTRAP : NODE_ENTRY);
+}
+
+/**
+ * Starts a worker thread hosting a `Host` actor at id `'host'` and links it to `system`; the
+ * worker's system routes everything it does not host back to `system`. When the worker exits
+ * (closed, crashed, terminated), its route is removed: `nodeDown` fires on `system` and later
+ * sends to it become dead letters.
+ *
+ * @param options.backend the worker's backend; default the parent's, with `'wasm'` in place of
+ *   `'tensorflow'`.
+ * @throws InvalidArgumentError for backend `'tensorflow'` (use {@link spawnProcessNode});
+ *   TransportError when the worker fails to start.
+ */
+export async function spawnWorkerNode(system: ActorSystem, options: NodeOptions = {}): Promise<WorkerNode> {
+  const parentBackend = tf.getBackend();
+  const backend = options.backend ?? (parentBackend === 'tensorflow' ? 'wasm' : parentBackend);
+  if (backend === 'tensorflow') {
+    throw new InvalidArgumentError("tfjs-node cannot load in worker threads; use backend 'wasm' or 'cpu' for workers, or spawnProcessNode for a child process.");
+  }
+  const name = options.name ?? `worker-${++counter}`;
+  const node = `${system.node}/${name}-${nanoid(6)}`;
+  const config: NodeConfig = { node, parent: system.node, name, backend, modules: resolveModules(options.modules) };
+  const worker = new Worker(nodeScript(), { workerData: { entry: NODE_ENTRY.href, config }, execArgv: [], stdout: false, stderr: false });
+  const channel: Channel = {
+    description: `worker thread ${name}`,
+    post: (message, transfer) => worker.postMessage(message, transfer),
+    onMessage: (handler) => worker.on('message', handler),
+    onExit: (handler) => worker.once('exit', handler),
+    kill: () => void worker.terminate(),
+  };
+  worker.on('error', (error) => console.error(`[${name}] worker thread failed: ${error.stack ?? error.message}`));
+  return connectNode(system, node, 'worker', channel, options.startTimeoutMs);
+}

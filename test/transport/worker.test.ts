@@ -1,0 +1,65 @@
+/**
+ * Worker-thread transport: the conformance suite with frames crossing a real worker thread, plus
+ * the worker node's own duties (host, backend choice, transfer without copies, exit handling).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ActorSystem } from '../../src/actor/index.js';
+import { InvalidArgumentError, TransportError } from '../../src/errors.js';
+import type { HostMessage, HostReply } from '../../src/network/index.js';
+import { encodeMessage } from '../../src/transport/index.js';
+import { spawnWorkerNode } from '../../src/transport/worker.js';
+import { setupBackend } from '../helpers.js';
+import { relayPair, transportConformance } from './conformance.js';
+
+transportConformance('worker thread', () => relayPair((a) => spawnWorkerNode(a)));
+
+describe('spawnWorkerNode', () => {
+  let backend: string;
+  beforeAll(async () => {
+    backend = await setupBackend();
+  });
+
+  test('starts a host on the parent backend (wasm in place of tensorflow) in this process', async () => {
+    const system = new ActorSystem({ name: 'main' });
+    const worker = await spawnWorkerNode(system, { name: 'ping' });
+    const pong = await system.ask<HostReply, HostMessage>(worker.host, (replyTo) => ({ type: 'host.ping', replyTo }));
+    expect(pong).toEqual({ type: 'host.pong', node: worker.node, backend: backend === 'tensorflow' ? 'wasm' : backend, pid: process.pid });
+    expect(worker.node.startsWith(system.node)).toBe(true);
+    await worker.close();
+    expect(await worker.exited).toBe(0);
+  });
+
+  test('refuses the tensorflow backend with a named error', async () => {
+    await expect(spawnWorkerNode(new ActorSystem(), { backend: 'tensorflow' })).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
+  test('reports a worker that cannot start (unknown backend) as a TransportError', async () => {
+    await expect(spawnWorkerNode(new ActorSystem(), { backend: 'no-such-backend' })).rejects.toThrow(/failed to start: InvalidArgumentError: Unknown backend 'no-such-backend'/);
+  });
+
+  test('transfers tensor buffers to the worker instead of copying them', async () => {
+    const system = new ActorSystem({ name: 'main' });
+    const worker = await spawnWorkerNode(system);
+    const x = tf.ones([128, 784]);
+    const { frame } = encodeMessage({ type: 'nothing', x } as never, worker.host);
+    x.dispose();
+    expect(frame.buffers[0]?.byteLength).toBe(128 * 784 * 4);
+    worker.link.send(frame);
+    expect(frame.buffers[0]?.byteLength).toBe(0); // detached: moved to the worker
+    await worker.close();
+  });
+
+  test('a worker that dies takes its route with it: nodeDown, then dead letters', async () => {
+    const system = new ActorSystem({ name: 'main' });
+    const worker = await spawnWorkerNode(system);
+    const down = new Promise<string>((resolve) => system.events.once('nodeDown', resolve));
+    worker.kill();
+    expect(await down).toBe(worker.node);
+    const dead: string[] = [];
+    system.events.on('deadLetter', (_target, message) => dead.push(message.type));
+    worker.host.tell({ type: 'host.ping', replyTo: worker.host as never });
+    expect(dead).toEqual(['host.ping']);
+    await expect(system.ask<HostReply, HostMessage>(worker.host, (replyTo) => ({ type: 'host.ping', replyTo }))).rejects.toThrow('stopped');
+    await worker.close(); // idempotent after exit
+  });
+});
