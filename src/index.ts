@@ -12,4 +12,6 @@ export * from './sentinel/index.js';
 export * from './data/index.js';
 export * from './network/index.js';
 export * from './models/index.js';
+export * from './transport/index.js';
+export { answerInvalid, protocolValidator, type SchemaLimits } from './schema.js';
 export type * from './protocol.js';

@@ -3,8 +3,8 @@
  * the well-known id `'host'`. It builds gates from their configs on request, so that a network
  * can place its gates anywhere, and stops them again.
  */
-import type { Actor, ActorContext, ActorRef } from '../actor/index.js';
-import { toErrorInfo, type ErrorInfo } from '../errors.js';
+import type { Actor, ActorContext, ActorFailed, ActorRef } from '../actor/index.js';
+import { describeError, toErrorInfo, type ErrorInfo } from '../errors.js';
 import { gateFromConfig, type GateConfig } from '../gate/index.js';
 import type { GateMessage } from '../protocol.js';
 
@@ -15,7 +15,8 @@ export const HOST_ID = 'host';
 export type HostMessage =
   | { readonly type: 'host.spawnGate'; readonly config: GateConfig; readonly replyTo: ActorRef<HostReply> }
   | { readonly type: 'host.stopGate'; readonly gate: ActorRef<GateMessage>; readonly replyTo?: ActorRef<HostReply> }
-  | { readonly type: 'host.ping'; readonly replyTo: ActorRef<HostReply> };
+  | { readonly type: 'host.ping'; readonly replyTo: ActorRef<HostReply> }
+  | ActorFailed;
 
 /** Replies of a host. */
 export type HostReply =
@@ -28,7 +29,14 @@ export type HostReply =
 export class Host implements Actor<HostMessage> {
   private readonly gates = new Set<string>();
 
-  constructor(private readonly backend: string) {}
+  /**
+   * @param backend the tfjs backend of this node, reported by `host.ping`.
+   * @param log where failures of the gates it supervises are reported (default `console.error`).
+   */
+  constructor(
+    private readonly backend: string,
+    private readonly log: (line: string) => void = (line) => console.error(line),
+  ) {}
 
   receive(message: HostMessage, context: ActorContext<HostMessage>): void {
     const { system } = context;
@@ -50,6 +58,10 @@ export class Host implements Actor<HostMessage> {
         return;
       case 'host.ping':
         message.replyTo.tell({ type: 'host.pong', node: system.node, backend: this.backend, pid: process.pid });
+        return;
+      case 'actor.failed':
+        // A gate's handler threw outside its own batch handling; the gate resumes (its policy).
+        this.log(`[${system.name}@${system.node}] ${message.actor.name} failed on '${message.messageType}' (${message.policy}): ${describeError(message.error)}`);
         return;
     }
   }

@@ -163,11 +163,7 @@ export class Network {
 
   /** Tells every attached sentinel that its in-flight batches failed (they were lost with a node). */
   private failInFlight(error: TransportError): void {
-    for (const [sentinel, ref] of this.attached) {
-      // The sentinel's in-flight batch numbers (it offers no public accessor for them).
-      const inFlight = (sentinel as unknown as { inFlight?: Map<number, unknown> }).inFlight;
-      if (inFlight instanceof Map) inFlight.forEach((_, batch) => ref.tell({ type: 'sentinel.batchFailed', batch, error: toErrorInfo(error) }));
-    }
+    for (const ref of this.attached.values()) ref.tell({ type: 'sentinel.failInFlight', error: toErrorInfo(error) });
   }
 
   private track(pending: Promise<void>): void {

@@ -84,7 +84,9 @@ export type SentinelControl =
   | { type: 'sentinel.start'; first: ActorRef<GateMessage>; last: ActorRef<GateMessage> }
   | { type: 'sentinel.requestPass' }
   | { type: 'sentinel.finish' }
-  | { type: 'sentinel.batchTimeout'; batch: number };
+  | { type: 'sentinel.batchTimeout'; batch: number }
+  /** Fails every batch in flight (e.g. a node hosting gates went down). */
+  | { type: 'sentinel.failInFlight'; error: ErrorInfo };
 
 /** Everything a sentinel's mailbox accepts. */
 export type SentinelMessage = SentinelReply | SentinelControl;
@@ -194,6 +196,9 @@ export class Sentinel implements Actor<SentinelMessage> {
         return this.onFailed(message.batch, message.error);
       case 'sentinel.batchTimeout':
         return this.onTimeout(message.batch);
+      case 'sentinel.failInFlight':
+        for (const id of [...this.inFlight.keys()]) this.onFailed(id, message.error);
+        return;
     }
   }
 

@@ -49,9 +49,7 @@ export function encodeMessage(message: Message, target: ActorRef): { frame: Fram
     if (value instanceof tf.Tensor) {
       if (!(value.dtype in DTYPES)) throw new InvalidArgumentError(`${path}: tensors of dtype ${value.dtype} cannot cross nodes; use float32, int32 or bool.`);
       const data = value.dataSync() as Float32Array | Int32Array | Uint8Array;
-      const bytes = new Uint8Array(data.byteLength);
-      bytes.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      buffers.push(bytes.buffer);
+      buffers.push(ownBuffer(data));
       tensors.push(value);
       return { $tensor: buffers.length - 1, dtype: value.dtype, shape: value.shape };
     }
@@ -66,6 +64,17 @@ export function encodeMessage(message: Message, target: ActorRef): { frame: Fram
   };
   const header = JSON.stringify(walk(message, message.type));
   return { frame: { node: target.node, to: target.id, header, buffers }, tensors };
+}
+
+/**
+ * A buffer that the frame may own and transfer. On wasm, `dataSync()` returns a fresh copy of
+ * the heap (`HEAPU8.slice`), which is used as it is; other backends may return their own
+ * storage, so it is copied.
+ */
+function ownBuffer(data: Float32Array | Int32Array | Uint8Array): ArrayBuffer {
+  const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+  if (tf.getBackend() === 'wasm' && whole && data.buffer instanceof ArrayBuffer) return data.buffer;
+  return Uint8Array.prototype.slice.call(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).buffer as ArrayBuffer;
 }
 
 function isRef(value: unknown): value is ActorRef {
