@@ -14,6 +14,7 @@ import { describeError, InvalidArgumentError, ProtocolError, TransportError } fr
 import { bytesToFrame, type CodecLimits, DEFAULT_LIMITS, type Frame, frameToBytes } from './codec.js';
 import { Chunker, isChunk, Reassembler } from './chunk.js';
 import type { Link } from './link.js';
+import { PeerTable } from './peers.js';
 
 /** Characters allowed in a namespace or node id: one NATS subject token. */
 export const SUBJECT_TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
@@ -67,11 +68,6 @@ export interface NatsNodeEvents {
   error: (error: Error) => void;
 }
 
-interface Peer {
-  name?: string;
-  lastSeen: number;
-}
-
 const NO_FRAME: Frame = { node: '', to: '(undecoded NATS message)', header: '', buffers: [] };
 
 /** The subject of a namespace: `akk.<namespace>.<tokens…>`. */
@@ -85,9 +81,17 @@ export class NatsNode implements Link {
   readonly events = new EventEmitter<NatsNodeEvents>();
   /** The server URLs as given, for messages. */
   readonly servers: string[];
-  private readonly peers = new Map<string, Peer>();
-  /** Nodes that left or missed their heartbeats; sends to them fail until they are heard again. */
-  private readonly down = new Set<string>();
+  /** Peers heard on the heartbeat subject; a node that left or went silent is down until heard again. */
+  private readonly peers = new PeerTable({
+    up: (node, name) => {
+      this.system.addRoute(node, this);
+      this.events.emit('peerUp', node, name);
+    },
+    down: (node, reason, name) => {
+      this.system.removeRoute(node);
+      if (reason) this.events.emit('peerDown', node, reason, name);
+    },
+  });
   private readonly chunker = new Chunker();
   private readonly reassembler: Reassembler;
   private readonly limits: CodecLimits;
@@ -95,7 +99,6 @@ export class NatsNode implements Link {
   private connected = true;
   private closed = false;
   private bufferedBytes = 0;
-  private lastCheck = Date.now();
 
   /** Use {@link connectNats}. */
   constructor(
@@ -121,7 +124,7 @@ export class NatsNode implements Link {
     this.timers.push(
       setInterval(() => this.beat(), heartbeatMs),
       // setImmediate: heartbeats already waiting in the socket are read before peers are judged.
-      setInterval(() => setImmediate(() => this.checkPeers(peerTimeoutMs)), Math.max(10, Math.min(heartbeatMs, peerTimeoutMs / 4))),
+      setInterval(() => setImmediate(() => this.connected && !this.closed && this.peers.check(peerTimeoutMs)), Math.max(10, Math.min(heartbeatMs, peerTimeoutMs / 4))),
       setInterval(() => this.reassembler.sweep(), Math.max(10, chunkTimeoutMs / 2)),
     );
     this.timers.forEach((t) => t.unref());
@@ -132,7 +135,7 @@ export class NatsNode implements Link {
 
   /** Nodes heard from recently, with their names. */
   get peerNodes(): Map<string, string | undefined> {
-    return new Map([...this.peers].map(([node, peer]) => [node, peer.name]));
+    return this.peers.nodes;
   }
 
   /** The largest NATS message the connected server accepts, in bytes. */
@@ -150,7 +153,7 @@ export class NatsNode implements Link {
   send(frame: Frame): void {
     if (this.closed) throw new TransportError(`${this.description} is closed; frame for ${frame.to}@${frame.node} not sent.`);
     if (!SUBJECT_TOKEN.test(frame.node)) throw new TransportError(`Node id '${frame.node.slice(0, 64)}' is not a NATS subject token; frame not sent.`);
-    if (this.down.has(frame.node)) throw new TransportError(`Node ${frame.node} is down (it left or missed its heartbeats); frame for ${frame.to} not sent.`);
+    if (this.peers.isDown(frame.node)) throw new TransportError(`Node ${frame.node} is down (it left or missed its heartbeats); frame for ${frame.to} not sent.`);
     const bytes = frameToBytes(frame);
     if (!this.connected) {
       if (this.bufferedBytes + bytes.byteLength > (this.options.maxBufferedBytes ?? 256 * 2 ** 20)) {
@@ -179,7 +182,7 @@ export class NatsNode implements Link {
     if (this.closed) return;
     this.beat(true);
     this.stop();
-    for (const node of [...this.peers.keys()]) this.dropPeer(node);
+    this.peers.clear();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
     await Promise.race([this.nc.flush().catch(() => undefined), timeout]);
@@ -239,39 +242,7 @@ export class NatsNode implements Link {
     const node = beat?.node;
     if (typeof node !== 'string' || !SUBJECT_TOKEN.test(node) || node === this.system.node || this.closed) return;
     const name = typeof beat.name === 'string' ? beat.name.slice(0, 200) : undefined;
-    if (beat.bye === true) {
-      if (this.peers.has(node)) this.dropPeer(node, 'left');
-      return;
-    }
-    const peer = this.peers.get(node);
-    if (peer) {
-      peer.lastSeen = Date.now();
-      return;
-    }
-    this.down.delete(node);
-    this.peers.set(node, { name, lastSeen: Date.now() });
-    this.system.addRoute(node, this);
-    this.events.emit('peerUp', node, name);
-  }
-
-  private checkPeers(timeoutMs: number): void {
-    const now = Date.now();
-    const stalled = now - this.lastCheck > timeoutMs / 2; // this process was busy: silence proves nothing
-    this.lastCheck = now;
-    if (!this.connected || this.closed) return;
-    if (stalled) return this.peers.forEach((peer) => (peer.lastSeen = Math.max(peer.lastSeen, now - timeoutMs / 2)));
-    for (const [node, peer] of this.peers) if (peer.lastSeen < now - timeoutMs) this.dropPeer(node, 'timeout');
-  }
-
-  private dropPeer(node: string, reason?: 'left' | 'timeout'): void {
-    const peer = this.peers.get(node);
-    this.peers.delete(node);
-    if (reason) {
-      this.down.add(node);
-      if (this.down.size > 10_000) this.down.delete(this.down.values().next().value as string);
-    }
-    this.system.removeRoute(node);
-    if (reason) this.events.emit('peerDown', node, reason, peer?.name);
+    this.peers.heard(node, name, beat.bye === true);
   }
 
   private async watchStatus(): Promise<void> {
@@ -282,8 +253,7 @@ export class NatsNode implements Link {
       } else if (status.type === 'reconnect') {
         this.connected = true;
         this.bufferedBytes = 0;
-        const now = Date.now();
-        this.peers.forEach((peer) => (peer.lastSeen = now)); // silence while we were away proves nothing
+        this.peers.refresh(); // silence while we were away proves nothing
         this.beat();
         this.events.emit('reconnect', status.server);
       } else if (status.type === 'error') {
