@@ -7,6 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { setupBackend } from '../../test/helpers.js';
 import { mulberry32 } from '../data/index.js';
 import { ConvOp } from './conv.js';
+import { InvalidArgumentError } from '../errors.js';
+import { createOp } from './ops.js';
 import { MaxPoolOp } from './pool.js';
 
 let backend = '';
@@ -81,4 +83,12 @@ test.each([
   });
   await tf.setBackend(backend);
   expect(Math.max(...got.map((v, i) => Math.abs(v - (reference[i] as number))))).toBe(0);
+});
+
+test('a max-pooling layer whose windows overlap is refused on wasm, where its gradient kernel is wrong', () => {
+  const overlapping = tf.layers.maxPooling2d({ poolSize: 3, strides: 1, padding: 'same' });
+  const seeds = { nextSeed: () => 1 };
+  if (backend === 'wasm') expect(() => createOp(overlapping, 4, seeds)).toThrow(InvalidArgumentError);
+  else expect(() => createOp(overlapping, 4, seeds)).not.toThrow();
+  expect(() => createOp(tf.layers.maxPooling2d({ poolSize: 2 }), 4, seeds)).not.toThrow();
 });
