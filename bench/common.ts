@@ -7,9 +7,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { ArrayProvider, ensureMnist, loadMnist, mnistFileNames, resolveMnistDir, type MnistSplit } from '../src/data/index.js';
+import type { OptimizerSpec } from '../src/optim/index.js';
+import { Sentinel, type SentinelSummary } from '../src/sentinel/index.js';
 
 /** Layer widths of the benchmark MLP: 784 → 512 (relu) → 256 (relu) → 10 (linear logits). */
 export const LAYER_SIZES = [784, 512, 256, 10] as const;
+
+/** The optimizer of every akkordeon row, each gate its own: DC-ASGD, learning rate 0.02, momentum 0.9, no decay. */
+export const OPTIMIZER: OptimizerSpec = { type: 'dcasgd', learningRate: 0.02, momentum: 0.9 };
+
+/** Batches in flight per training sentinel, in every akkordeon row. */
+export const CONCURRENCY = 4;
 
 /** Everything a competitor trains and tests on; loaded once, outside any timing. */
 export interface BenchData {
@@ -40,6 +48,8 @@ export interface BenchResult {
   cpuSeconds: number;
   /** Tensors still allocated after the competitor cleaned up, minus those before it started. */
   leakedTensors: number;
+  /** One line on how the row ran (e.g. the placement used), printed under its figures. */
+  note?: string;
 }
 
 /** One way of training the benchmark MLP. */
@@ -92,6 +102,23 @@ export function trainProvider(data: BenchData, samples = data.train.count): Arra
     seed: 0,
   });
 }
+
+/** A training sentinel over `provider` with {@link CONCURRENCY} batches in flight. */
+export function trainSentinel(provider: ArrayProvider, batchSize: number, epochs = 1): Sentinel {
+  return new Sentinel({ name: 'train', mode: 'train', data: provider, batchSize, concurrency: CONCURRENCY, epochs });
+}
+
+/** A test sentinel over the 10000 test images, in batches of 1000 (two in flight). */
+export function testSentinel(data: BenchData): Sentinel {
+  const provider = new ArrayProvider({ x: data.test.images, y: data.test.labels, inputShape: [784], numClasses: 10, seed: 0 });
+  return new Sentinel({ name: 'test', mode: 'test', data: provider, batchSize: 1000, concurrency: 2 });
+}
+
+/** Samples trained in a sentinel's summary, over all its epochs. */
+export const samplesOf = (summary: SentinelSummary): number => summary.epochs.reduce((n, e) => n + e.samples, 0);
+
+/** The accuracy of a test sentinel's (only) pass, in `[0, 1]`. */
+export const accuracyOf = (summary: SentinelSummary): number => summary.epochs[0]?.metrics.accuracy ?? NaN;
 
 /**
  * Test-set accuracy of a model given as a function from images `[n, 784]` to logits `[n, 10]`.

@@ -1,10 +1,12 @@
 /**
  * `npm run bench`: trains the same MLP (784-512-256-10, relu, relu, linear logits, softmax
- * cross-entropy) on the same 60000 MNIST images, in one process on one backend, with
- * (1) tfjs `model.fit`, (2) a hand-written synchronous loop (the single-thread limit) and
- * (3) akkordeon in one thread, and prints throughput and test accuracy side by side.
+ * cross-entropy) on the same 60000 MNIST images, in one run on one backend, with
+ * (1) tfjs `model.fit`, (2) a hand-written synchronous loop (the single-thread limit),
+ * (3) akkordeon in one thread, (4) akkordeon with gates in worker threads and (5) akkordeon
+ * with gates in child processes over a loopback nats-server, and prints throughput, ratios,
+ * test accuracy and the target checks side by side.
  *
- *   npm run bench -- [--backend wasm] [--data DIR] [--epochs 1] [--only fit,hand,akkordeon]
+ *   npm run bench -- [--backend wasm] [--data DIR] [--epochs 1] [--only fit,hand,akkordeon,workers,nats]
  *                    [--batch-size 128] [--warmup 5] [--json]
  */
 import os from 'node:os';
@@ -18,9 +20,11 @@ import { akkordeonCompetitor } from './akkordeon.js';
 import { type Competitor, findMnistDir, loadBenchData, now } from './common.js';
 import { fitCompetitor } from './fit.js';
 import { handwrittenCompetitor } from './handwritten.js';
+import { natsCompetitor } from './nats.js';
 import { checks, formatChecks, formatTable, type Row, writeJson } from './report.js';
+import { workersCompetitor } from './workers.js';
 
-const COMPETITORS: Competitor[] = [fitCompetitor, handwrittenCompetitor, akkordeonCompetitor];
+const COMPETITORS: Competitor[] = [fitCompetitor, handwrittenCompetitor, akkordeonCompetitor, workersCompetitor, natsCompetitor];
 const RESULTS_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'results', 'latest.json');
 
 function positiveInt(name: string, zeroOk = false) {
@@ -53,11 +57,11 @@ interface Flags {
 
 const program = new Command()
   .name('bench')
-  .description('Throughput and test accuracy of model.fit, a hand-written loop and akkordeon on MNIST.')
+  .description('Throughput and test accuracy on MNIST of model.fit, a hand-written loop and akkordeon in one thread, in worker threads and over NATS.')
   .option('--backend <name>', 'tfjs backend: auto, tensorflow, wasm or cpu (default: $AKKORDEON_BACKEND, else auto)')
   .option('--data <DIR>', 'MNIST directory (default: $MNIST_DIR, data/mnist, then ../shared/data/mnist)')
   .option('--epochs <n>', 'timed epochs per competitor', positiveInt('--epochs'), 1)
-  .option('--only <list>', 'competitors to run, comma-separated: fit,hand,akkordeon', competitorList, COMPETITORS.map((c) => c.key))
+  .option('--only <list>', `competitors to run, comma-separated: ${COMPETITORS.map((c) => c.key).join(',')}`, competitorList, COMPETITORS.map((c) => c.key))
   .option('--batch-size <n>', 'samples per batch', positiveInt('--batch-size'), 128)
   .option('--warmup <n>', 'untimed warm-up batches per competitor', positiveInt('--warmup', true), 5)
   .option('--json', `also write the figures to ${path.relative(process.cwd(), RESULTS_FILE)}`, false)
@@ -79,7 +83,12 @@ async function main(flags: Flags): Promise<void> {
   const rows: Row[] = [];
   for (const competitor of COMPETITORS.filter((c) => flags.only.includes(c.key))) {
     process.stdout.write(`${competitor.name} ... `);
-    const result = await competitor.train(data, flags.epochs);
+    const result = await competitor.train(data, flags.epochs).catch((error: unknown) => {
+      console.log(`FAILED: ${describeError(error)}`);
+      process.exitCode = 1; // the other rows still run and print
+      return undefined;
+    });
+    if (!result) continue;
     rows.push({ key: competitor.key, name: competitor.name, result });
     const leak = result.leakedTensors !== 0 ? `  (WARNING: ${result.leakedTensors} tensors not freed)` : '';
     const cpuShare = (100 * result.cpuSeconds) / result.seconds;
@@ -87,6 +96,7 @@ async function main(flags: Flags): Promise<void> {
       `${Math.round(result.samplesPerSecond)} samples/s, test accuracy ${(result.testAccuracy * 100).toFixed(2)}%, ` +
         `CPU ${cpuShare.toFixed(0)}% of wall time, load average ${os.loadavg()[0]?.toFixed(2)}${leak}`,
     );
+    if (result.note) console.log(`  ${result.note}`);
   }
 
   console.log(`\n${formatTable(rows)}\n\n${formatChecks(checks(rows))}`);
