@@ -51,6 +51,7 @@ export interface Actor<M extends Message = Message> {
  * - `stop`: stop the actor; later messages become dead letters.
  */
 export const SupervisionPolicy = { resume: 'resume', restart: 'restart', stop: 'stop' } as const;
+/** One of `resume`, `restart`, `stop` (see the constant of the same name). */
 export type SupervisionPolicy = (typeof SupervisionPolicy)[keyof typeof SupervisionPolicy];
 
 /** Sent to an actor's parent when one of its handlers failed; `policy` says what was done. */

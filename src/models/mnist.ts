@@ -7,6 +7,7 @@ import type { GateSpec } from '../network/index.js';
 
 /** Model names accepted by {@link mnistModel} and the `--model` flag. */
 export const MNIST_MODELS = ['mlp', 'cnn'] as const;
+/** `'mlp'` or `'cnn'`. */
 export type MnistModelName = (typeof MNIST_MODELS)[number];
 
 /**
