@@ -23,17 +23,10 @@ import { handwrittenCompetitor } from './handwritten.js';
 import { natsCompetitor } from './nats.js';
 import { checks, formatChecks, formatTable, type Row, writeJson } from './report.js';
 import { workersCompetitor } from './workers.js';
+import { positiveInt } from '../src/cli/flags.js';
 
 const COMPETITORS: Competitor[] = [fitCompetitor, handwrittenCompetitor, akkordeonCompetitor, workersCompetitor, natsCompetitor];
 const RESULTS_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'results', 'latest.json');
-
-function positiveInt(name: string, zeroOk = false) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < (zeroOk ? 0 : 1)) throw new CommanderArgumentError(`${name} must be a ${zeroOk ? 'non-negative' : 'positive'} integer, got '${value}'.`);
-    return n;
-  };
-}
 
 function competitorList(value: string): string[] {
   const keys = value.split(',').map((s) => s.trim()).filter(Boolean);

@@ -2,8 +2,9 @@
  * Command-line flags shared by the MNIST programs (`npm run simple`, the bench), parsed with
  * commander. Each flag has an `AKKORDEON_*` environment variable only where documented.
  */
-import { Command, InvalidArgumentError as CommanderArgumentError } from 'commander';
+import { Command } from 'commander';
 import { MNIST_MODELS, type MnistModelName } from '../models/index.js';
+import { mnistModelName, nonNegative, positiveInt } from './flags.js';
 
 /** Parsed flags of a training program. */
 export interface TrainingArgs {
@@ -22,22 +23,6 @@ export interface TrainingArgs {
   progress: boolean;
 }
 
-function positiveInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new CommanderArgumentError(`${name} must be a positive integer, got '${value}'.`);
-    return n;
-  };
-}
-
-function positiveNumber(name: string, max = Infinity) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < 0 || n > max) throw new CommanderArgumentError(`${name} must be a number in [0, ${max}], got '${value}'.`);
-    return n;
-  };
-}
-
 /** Parses `argv` (as `process.argv`); prints usage and exits on `--help` or a bad flag. */
 export function parseTrainingArgs(argv: string[], name: string, description: string, defaults: Partial<TrainingArgs> = {}): TrainingArgs {
   const program = new Command(name)
@@ -45,12 +30,9 @@ export function parseTrainingArgs(argv: string[], name: string, description: str
     .option('--epochs <n>', 'training epochs', positiveInt('--epochs'), defaults.epochs ?? 5)
     .option('--batch-size <n>', 'samples per batch', positiveInt('--batch-size'), defaults.batchSize ?? 128)
     .option('--concurrency <n>', 'training batches in flight', positiveInt('--concurrency'), defaults.concurrency ?? 4)
-    .option('--lr <rate>', 'peak learning rate, after a one-epoch warm-up, cosine-decayed to 0 (default 0.03)', positiveNumber('--lr'))
-    .option('--momentum <m>', 'momentum of DC-ASGD', positiveNumber('--momentum', 0.999), defaults.momentum ?? 0.9)
-    .option('--model <name>', `network: ${MNIST_MODELS.join(' or ')}`, (v: string) => {
-      if (!(MNIST_MODELS as readonly string[]).includes(v)) throw new CommanderArgumentError(`--model must be one of ${MNIST_MODELS.join(', ')}, got '${v}'.`);
-      return v;
-    }, defaults.model ?? 'mlp')
+    .option('--lr <rate>', 'peak learning rate, after a one-epoch warm-up, cosine-decayed to 0 (default 0.03)', nonNegative('--lr'))
+    .option('--momentum <m>', 'momentum of DC-ASGD', nonNegative('--momentum', 0.999), defaults.momentum ?? 0.9)
+    .option('--model <name>', `network: ${MNIST_MODELS.join(' or ')}`, mnistModelName('--model'), defaults.model ?? 'mlp')
     .option('--backend <name>', 'tensorflow, wasm or cpu (default: first that loads; env AKKORDEON_BACKEND)')
     .option('--data <dir>', 'MNIST directory (default: env MNIST_DIR, else data/mnist, downloaded if missing)')
     .option('--save <dir>', 'write a checkpoint (weights + optimizer state) here at the end')

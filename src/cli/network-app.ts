@@ -21,6 +21,7 @@ import { DEFAULT_REMOTE_OPTIMIZER, hostGates } from '../network/remote.js';
 import type { OptimizerSpec } from '../optim/index.js';
 import { answerInvalid, protocolValidator } from '../schema.js';
 import { connectNats, type NatsNode, type NatsOptions } from '../transport/nats.js';
+import { mnistModelName, nonNegative, positiveInt } from './flags.js';
 
 /** Flags shared by the NATS programs. */
 export interface NatsFlags {
@@ -32,24 +33,6 @@ export interface NatsFlags {
   tlsCert?: string;
   tlsKey?: string;
   heartbeatTimeout: number;
-}
-
-/** Parses a positive integer flag value. */
-export function positiveInt(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new CommanderArgumentError(`${flag} must be a positive integer, got '${value}'.`);
-    return n;
-  };
-}
-
-/** Parses a non-negative number flag value. */
-export function nonNegative(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < 0) throw new CommanderArgumentError(`${flag} must be a non-negative number, got '${value}'.`);
-    return n;
-  };
 }
 
 /** Adds the NATS flags (`--nats`, credentials, TLS files, `--heartbeat-timeout`) to a command. */
@@ -144,10 +127,7 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
     new Command('network')
       .description('Host the gates of a network (or a slice of them) for sentinels that connect over NATS.')
       .requiredOption('--name <network>', 'network name (the NATS subject namespace)')
-      .option('--model <name>', `model: ${MNIST_MODELS.join(' or ')}`, (v: string) => {
-        if (!(MNIST_MODELS as readonly string[]).includes(v)) throw new CommanderArgumentError(`--model must be one of ${MNIST_MODELS.join(', ')}, got '${v}'.`);
-        return v;
-      }, 'mlp')
+      .option('--model <name>', `model: ${MNIST_MODELS.join(' or ')}`, mnistModelName('--model'), 'mlp')
       .option('--gates <from-to>', 'gates hosted by this process, e.g. 0-1 (default all)')
       .option('--backend <name>', 'tensorflow, wasm or cpu (default: first that loads; env AKKORDEON_BACKEND)')
       .option('--lr <rate>', 'learning rate of DC-ASGD', nonNegative('--lr'), 0.02)

@@ -17,7 +17,8 @@ import { attachRemote } from '../network/discovery.js';
 import { answerInvalid, protocolValidator } from '../schema.js';
 import { Sentinel, type SentinelSummary } from '../sentinel/index.js';
 import { connectNats } from '../transport/nats.js';
-import { addNatsFlags, logConnection, type NatsFlags, natsOptions, nonNegative, onStopSignal, positiveInt } from './network-app.js';
+import { nonNegative, positiveInt } from './flags.js';
+import { addNatsFlags, logConnection, type NatsFlags, natsOptions, onStopSignal } from './network-app.js';
 import { Reporter } from './report.js';
 
 interface SentinelArgs extends NatsFlags {
