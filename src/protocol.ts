@@ -8,7 +8,7 @@
  * Failure:   a gate that fails on a batch sends `gate.abort` upstream; every gate frees the batch;
  *            gate 0 tells the sentinel `batchFailed`. A sentinel aborts a batch the same way.
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import type { ActorRef } from './actor/index.js';
 import type { NamedTensor } from './optim/index.js';
 
@@ -148,18 +148,3 @@ export interface SentinelBatchFailed {
 /** Every message a gate sends to a sentinel. */
 export type SentinelReply = SentinelLogits | SentinelBackwardDone | SentinelPredictions | SentinelBatchFailed;
 
-/**
- * Disposes the tensors a protocol message carries (`x`, `dy`, `logits`, state lists). Used for
- * messages nobody will receive (dead letters), so that no tensor outlives its message.
- */
-export function disposeMessageTensors(message: object): void {
-  const m = message as Record<string, unknown>;
-  for (const key of ['x', 'dy', 'logits']) {
-    const value = m[key];
-    if (value instanceof tf.Tensor) value.dispose();
-  }
-  for (const key of ['weights', 'optimizer']) {
-    const list = m[key];
-    if (Array.isArray(list)) list.forEach((entry: { tensor?: unknown }) => entry.tensor instanceof tf.Tensor && entry.tensor.dispose());
-  }
-}

@@ -257,3 +257,20 @@ test('context.stop stops the actor after the current message and runs postStop',
   await stopped.promise;
   expect(system.isAlive(ref)).toBe(false);
 });
+
+test('a dead letter is reported, then its tensors are freed', async () => {
+  const tf = await import('@tensorflow/tfjs');
+  const system = new ActorSystem();
+  const gone = system.spawn(() => ({ receive: () => undefined }));
+  system.stop(gone);
+  const baseline = tf.memory().numTensors;
+  const seen: string[] = [];
+  system.events.on('deadLetter', (_target, message) => {
+    const x = (message as unknown as { x: import('@tensorflow/tfjs').Tensor }).x;
+    seen.push(`${message.type} ${x.isDisposed ? 'freed' : 'live'}`); // readable while reported
+  });
+  gone.tell({ type: 'gate.forward', x: tf.zeros([2, 3]) } as never);
+  expect(seen).toEqual(['gate.forward live']);
+  expect(tf.memory().numTensors).toBe(baseline);
+  system.shutdown();
+});

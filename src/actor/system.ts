@@ -26,7 +26,7 @@ import type {
 export interface ActorSystemEvents {
   /** A handler of a top-level actor (one without a parent) failed. */
   failure: (failure: ActorFailed) => void;
-  /** A message was sent to an actor that does not exist, has stopped, or has no route. */
+  /** A message was sent to an actor that does not exist, has stopped, or has no route; its tensors are freed right after. */
   deadLetter: (target: ActorRef, message: Message) => void;
   /** A frame from another node was rejected (malformed, over a limit, or invalid). */
   protocolError: (error: ProtocolError, frame: Frame, message?: Message) => void;
@@ -197,7 +197,7 @@ export class ActorSystem {
     if (!cell || cell.stopped) return;
     cell.stopped = true;
     this.cells.delete(ref.id);
-    for (const message of cell.mailbox.close()) this.events.emit('deadLetter', ref, message);
+    for (const message of cell.mailbox.close()) this.deadLetter(ref, message);
     cell.safePostStop();
   }
 
@@ -235,19 +235,29 @@ export class ActorSystem {
   relay(target: ActorRef, message: Message): void {
     if (target.node === this.node) {
       const cell = this.cells.get(target.id);
-      if (!cell || !cell.mailbox.enqueue(message)) this.events.emit('deadLetter', target, message);
+      if (!cell || !cell.mailbox.enqueue(message)) this.deadLetter(target, message);
       return;
     }
     const link = this.routeTo(target.node);
-    if (!link) return void this.events.emit('deadLetter', target, message);
+    if (!link) return this.deadLetter(target, message);
     const { frame, tensors } = encodeMessage(message, target);
     // The receiver gets its own copies; the sender's tensors are freed here (ownership moved).
     tensors.forEach((t: tf.Tensor) => t.dispose());
     try {
       link.send(frame);
     } catch {
-      this.events.emit('deadLetter', target, { type: message.type });
+      this.deadLetter(target, { type: message.type });
     }
+  }
+
+  /**
+   * Reports a message nobody will receive, then frees the tensors it carries: a message owns its
+   * tensors, and a dead letter has no receiver to dispose them. Listeners of `deadLetter` may
+   * read the message (not keep its tensors) while the event is emitted.
+   */
+  private deadLetter(target: ActorRef, message: Message): void {
+    this.events.emit('deadLetter', target, message);
+    tensorsIn(message).forEach((t) => t.dispose());
   }
 
   /**

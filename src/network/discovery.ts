@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import type { ActorRef } from '../actor/index.js';
 import { ShapeMismatchError, TransportError } from '../errors.js';
-import { disposeMessageTensors, type GateDetached, type GateMessage } from '../protocol.js';
+import type { GateDetached, GateMessage } from '../protocol.js';
 import type { Sentinel, SentinelMessage, SentinelSummary } from '../sentinel/index.js';
 import { natsSubject, SUBJECT_TOKEN, type NatsNode } from '../transport/nats.js';
 
@@ -205,9 +205,6 @@ function notFound(network: string, servers: string, timeoutMs: number, total: nu
   );
 }
 
-/** Systems whose dead letters (late replies to a stopped sentinel) are freed. */
-const freeing = new WeakSet<object>();
-
 /** Options of {@link attachRemote}. */
 export interface AttachRemoteOptions {
   /** How discovery waits for the network; default 10 s, asking every 500 ms. */
@@ -247,10 +244,6 @@ export async function attachRemote(nats: NatsNode, sentinel: Sentinel, options: 
   const input = directory.gates.get(0)?.inputShape ?? [];
   if (!tf.util.arraysEqual(input, sentinel.options.data.inputShape)) {
     throw new ShapeMismatchError(`Sentinel '${sentinel.name}' has samples of shape [${sentinel.options.data.inputShape}], but network '${directory.network}' takes [${input}].`);
-  }
-  if (!freeing.has(system)) {
-    freeing.add(system);
-    system.events.on('deadLetter', (_target, message) => disposeMessageTensors(message)); // e.g. logits arriving after a detach
   }
   const ref = system.spawn<SentinelMessage>(() => sentinel, { name: `sentinel-${sentinel.name}` });
   let released: Promise<number> | undefined;

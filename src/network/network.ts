@@ -9,7 +9,7 @@ import { ActorSystem, type ActorRef, type Message } from '../actor/index.js';
 import { ActorStoppedError, AkkordeonError, fromErrorInfo, InvalidArgumentError, toErrorInfo, TransportError } from '../errors.js';
 import { Gate } from '../gate/index.js';
 import { createOptimizer, DCASGD, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
-import { disposeMessageTensors, type GateDetached, type GateMessage, type GateState, type GateStateSet, type SentinelReply } from '../protocol.js';
+import { type GateDetached, type GateMessage, type GateState, type GateStateSet, type SentinelReply } from '../protocol.js';
 import type { Sentinel, SentinelMessage } from '../sentinel/index.js';
 import type { NodeOptions, RemoteNode } from '../transport/channel.js';
 import { type Deployment, deployGates, isPortable, type Placement, type PlacementSpec, planGates, resolvePlacement } from './placement.js';
@@ -137,7 +137,7 @@ export class Network {
     return new Network(options, { ...deployment, system, placement });
   }
 
-  /** Frees the tensors of undeliverable messages; a batch that cannot reach a gate fails at its sentinel. */
+  /** A batch that cannot reach a gate fails at its sentinel (the system frees the message's tensors). */
   private readonly onDeadLetter = (target: ActorRef, message: Message): void => {
     const m = message as { sentinel?: ActorRef<SentinelReply>; batch?: unknown };
     const batchMessage = ['gate.forward', 'gate.backward', 'gate.predict', 'gate.abort'].includes(message.type);
@@ -145,7 +145,6 @@ export class Network {
       const error = this.failure ?? new ActorStoppedError(`${target.name} has stopped; batch ${m.batch} cannot be processed.`);
       m.sentinel.tell({ type: 'sentinel.batchFailed', batch: m.batch, error: toErrorInfo(error) });
     }
-    disposeMessageTensors(message);
   };
 
   /** A node went down: free what the gates hold for its sentinels; if it hosted gates, fail. */

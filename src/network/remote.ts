@@ -13,7 +13,7 @@ import { describeError, InvalidArgumentError } from '../errors.js';
 import { Gate } from '../gate/index.js';
 import { mnistModel, type MnistModelName } from '../models/index.js';
 import { createOptimizer, type OptimizerSpec } from '../optim/index.js';
-import { disposeMessageTensors, type GateDetached, type GateMessage } from '../protocol.js';
+import type { GateDetached, GateMessage } from '../protocol.js';
 import type { NatsNode } from '../transport/nats.js';
 import { announceSubject, type DiscoveredGate, discoverNetwork, parseSlice, type RegistrySlice, serveRegistry } from './discovery.js';
 
@@ -221,11 +221,9 @@ export function hostGates(nats: NatsNode, options: HostGatesOptions): HostedGate
       events.emit('nodeLost', node, dropped);
     });
   };
-  const onDeadLetter = (_target: ActorRef, message: { type: string }) => disposeMessageTensors(message);
   nats.events.on('peerUp', onPeerUp);
   nats.events.on('peerDown', onPeerDown);
   system.events.on('nodeDown', onNodeDown);
-  system.events.on('deadLetter', onDeadLetter);
   setImmediate(() => (closed ? undefined : needed.length === 0 ? apply() : void search())); // after the caller's own lines
 
   return {
@@ -247,7 +245,6 @@ export function hostGates(nats: NatsNode, options: HostGatesOptions): HostedGate
       system.events.off('nodeDown', onNodeDown);
       await Promise.allSettled([...detaching]);
       gates.forEach(({ ref }) => system.stop(ref));
-      system.events.off('deadLetter', onDeadLetter);
     },
   };
 }

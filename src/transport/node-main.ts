@@ -10,7 +10,6 @@ import { ActorSystem } from '../actor/system.js';
 import { initBackend } from '../backend.js';
 import { describeError, toErrorInfo } from '../errors.js';
 import { Host, HOST_ID } from '../network/host.js';
-import { disposeMessageTensors } from '../protocol.js';
 import { answerInvalid, protocolValidator } from '../schema.js';
 import { asFrame, ChannelLink, type ControlMessage, type NodeConfig } from './channel.js';
 import type { Frame } from './codec.js';
@@ -56,7 +55,6 @@ function shutdown(code: number): void {
 
 system.addRoute(config.parent, link);
 system.setDefaultRoute(link);
-system.events.on('deadLetter', (_target, message) => disposeMessageTensors(message));
 answerInvalid(system, (line) => console.error(line));
 system.events.on('failure', (failure) => console.error(`[${config.name}] ${failure.actor.name} failed on ${failure.messageType}: ${describeError(failure.error)}`));
 
