@@ -158,10 +158,10 @@ export class DCASGD extends SGD {
         tf.mul(this.slot(index, 'meanSquare', () => tf.zerosLike(w)), m),
         tf.mul(g2, 1 - m),
       );
-      this.setSlot(index, 'meanSquare', meanSquare);
+      this.setSlot(index, 'meanSquare', meanSquare); // tracks every gradient, stale or not
+      if (w === wForward) return g;
       scaled = tf.mul(tf.div(g2, tf.sqrt(tf.add(meanSquare, this.epsilon))), this.lambda0);
     }
-    if (w === wForward) return g;
     return tf.add(g, tf.mul(scaled, tf.sub(w, wForward)));
   }
 
