@@ -6,13 +6,19 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { mnistMlp } from '../src/models/index.js';
-import { Network } from '../src/network/index.js';
+import { Network, type Place } from '../src/network/index.js';
 import { trainOnce } from './akkordeon.js';
 import { accuracyOf, type BenchData, type BenchResult, type Competitor, OPTIMIZER, stopwatch, testSentinel, trainProvider } from './common.js';
 
-/** Where each gate of `network` runs, e.g. `dense-512: worker auto-0, dense-256: main, logits: main`. */
-function describePlacement(network: Network, names: string[]): string {
-  return network.placement.map((p, i) => `${names[i]}: ${p.kind === 'main' ? 'main thread' : `${p.kind} ${p.group ?? ''}`.trim()}`).join(', ');
+/** Where each gate of `network` runs, e.g. `dense-512: 384 units in worker auto-0, the rest on the main thread; dense-256: main thread; …`. */
+export function describePlacement(network: Network, names: string[]): string {
+  const where = (p: Place) => (p.kind === 'main' ? 'main thread' : `${p.kind} ${p.group ?? ''}`.trim());
+  return network.placement
+    .map((p, i) => {
+      if (!p.shards) return `${names[i]}: ${where(p)}`;
+      return `${names[i]}: ${p.shards.map((s) => `${s.units} units in ${where(s)}`).join(', ')}, the rest on the ${where(p)}`;
+    })
+    .join('; ');
 }
 
 /** akkordeon: 3 gates placed by `'auto'` over worker threads and the main thread, 1 sentinel (concurrency 4). */

@@ -64,6 +64,58 @@ export interface GateConnect {
   readonly type: 'gate.connect';
   readonly previous?: ActorRef<GateMessage>;
   readonly next?: ActorRef<GateMessage>;
+  /**
+   * Set on a gate split by output units (tensor parallelism): its other shards, whose units
+   * follow this gate's own units in this order.
+   */
+  readonly shards?: readonly ShardInfo[];
+  /** Set on a shard: the gate it computes a slice of the output units for. */
+  readonly primary?: PrimaryInfo;
+}
+
+/** One output-unit shard of a split gate, as its primary gate knows it. */
+export interface ShardInfo {
+  readonly ref: ActorRef<GateMessage>;
+  /** Output units (columns of the layer) this shard computes. */
+  readonly units: number;
+}
+
+/** A shard's view of the gate it serves. */
+export interface PrimaryInfo {
+  readonly ref: ActorRef<GateMessage>;
+  /** Position of this shard in the primary's shard list, from 0. */
+  readonly index: number;
+  /** Whether the primary needs this shard's share of the input gradient (it is not the first gate). */
+  readonly needDx: boolean;
+}
+
+/** A shard's output slice for one batch (training forward or predict), sent to its primary. */
+export interface GateShardOutput {
+  readonly type: 'gate.shardOutput';
+  readonly sentinel: ActorRef<SentinelReply>;
+  readonly batch: number;
+  readonly shard: number;
+  readonly predict: boolean;
+  /** `[batch, units of the shard]`. */
+  readonly y: tf.Tensor;
+}
+
+/** A shard's share of the input gradient for one batch, `[batch, ...inputShape]`; the primary sums the shares. */
+export interface GateShardGradient {
+  readonly type: 'gate.shardGradient';
+  readonly sentinel: ActorRef<SentinelReply>;
+  readonly batch: number;
+  readonly shard: number;
+  readonly dx: tf.Tensor;
+}
+
+/** A shard could not compute its slice of a batch; the primary fails the batch. */
+export interface GateShardFailed {
+  readonly type: 'gate.shardFailed';
+  readonly sentinel: ActorRef<SentinelReply>;
+  readonly batch: number;
+  readonly predict: boolean;
+  readonly error: ErrorInfo;
 }
 
 /** Asks for a copy of the gate's weights, optimizer state and layer configs. */
@@ -89,7 +141,10 @@ export type GateMessage =
   | GateDetach
   | GateConnect
   | GateGetState
-  | GateSetState;
+  | GateSetState
+  | GateShardOutput
+  | GateShardGradient
+  | GateShardFailed;
 
 /** Reply to `gate.detach`: how many batches of that sentinel were dropped. */
 export interface GateDetached {

@@ -3,10 +3,19 @@
  * predict messages for the batches of any number of sentinels. It never waits on a round trip:
  * a forward is answered at once and its state kept under (sentinel, batch) until the backward
  * arrives, so batch k+1 runs while batch k is still downstream.
+ *
+ * A gate of one Dense layer can be split by output units over several places (tensor
+ * parallelism, the column-parallel linear layer of Megatron-LM, Shoeybi et al. 2019, Sec. 3):
+ * the primary gate computes the first units and tells its shards to compute the others from the
+ * same input; it joins their output slices, splits the gradient by columns, and sums their
+ * input-gradient shares. Every unit's weights and optimizer state live in exactly one shard, and
+ * the optimizers are elementwise, so a split gate computes what the whole gate would.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Actor, ActorContext, ActorRef } from '../actor/index.js';
 import {
+  CheckpointMismatchError,
+  describeError,
   InvalidArgumentError,
   NonFiniteError,
   ShapeMismatchError,
@@ -19,12 +28,21 @@ import type {
   ErrorInfo,
   GateAbort,
   GateBackward,
+  GateDetached,
   GateForward,
   GateMessage,
   GatePredict,
   GateSetState,
+  GateShardFailed,
+  GateShardGradient,
+  GateShardOutput,
+  GateState,
+  GateStateSet,
+  PrimaryInfo,
   SentinelReply,
+  ShardInfo,
 } from '../protocol.js';
+import { concatLastAxis, splitLastAxis } from './shards.js';
 import { GateModule, type ForwardState } from './module.js';
 
 /** Options of a {@link Gate}. */
@@ -44,7 +62,24 @@ export interface GateOptions {
    * Costs one reduction per message. Default true.
    */
   checkFinite?: boolean;
+  /** Timeout of the asks a split gate sends its shards (state, detach), ms. Default 30000. */
+  shardAskTimeoutMs?: number;
 }
+
+type JoinKind = 'forward' | 'predict' | 'backward';
+
+/** Slices of one batch that a split gate is waiting for. */
+interface Join {
+  readonly sentinel: ActorRef<SentinelReply>;
+  readonly batch: number;
+  readonly kind: JoinKind;
+  /** Index 0: this gate's own slice; index i + 1: shard i's. */
+  readonly parts: (tf.Tensor | undefined)[];
+  remaining: number;
+  readonly staleness: number;
+}
+
+const joinKey = (kind: JoinKind, sentinelId: string, batch: number): string => `${kind}:${batch}:${sentinelId}`;
 
 /** Gate actor logic; spawn it with `system.spawn(() => new Gate(options))`. */
 export class Gate implements Actor<GateMessage> {
@@ -58,6 +93,13 @@ export class Gate implements Actor<GateMessage> {
   private readonly pending = new Map<string, Map<number, ForwardState>>();
   /** The node of each sentinel with pending batches. */
   private readonly nodes = new Map<string, string>();
+  /** This gate's other output-unit shards, when it is split (it is then their primary). */
+  private shards: readonly ShardInfo[] = [];
+  /** The gate this one is a shard of. */
+  private primary?: PrimaryInfo;
+  /** Batches of a split gate waiting for its shards' slices. */
+  private readonly joins = new Map<string, Join>();
+  private readonly shardAskTimeoutMs: number;
 
   /** @throws ShapeMismatchError when the layers do not fit `inputShape`. */
   constructor(options: GateOptions) {
@@ -66,6 +108,20 @@ export class Gate implements Actor<GateMessage> {
     this.module = new GateModule(options.layers, options.inputShape, options.seed ?? 0);
     this.optimizer = options.optimizer;
     this.checkFinite = options.checkFinite ?? true;
+    this.shardAskTimeoutMs = options.shardAskTimeoutMs ?? 30_000;
+  }
+
+  /** Per-sample output shape of the whole gate: its own units plus those of its shards. */
+  get outputShape(): number[] {
+    const own = this.module.outputShape;
+    if (this.shards.length === 0) return own;
+    const units = this.shards.reduce((n, s) => n + s.units, own[own.length - 1] as number);
+    return [...own.slice(0, -1), units];
+  }
+
+  /** Output units per part, this gate's own first, then each shard's. */
+  private get unitSplit(): number[] {
+    return [this.module.outputShape[this.module.outputShape.length - 1] as number, ...this.shards.map((s) => s.units)];
   }
 
   /** Number of batches whose backward pass has not arrived yet, over all sentinels. */
@@ -75,7 +131,7 @@ export class Gate implements Actor<GateMessage> {
     return n;
   }
 
-  receive(message: GateMessage, context: ActorContext<GateMessage>): void {
+  receive(message: GateMessage, context: ActorContext<GateMessage>): void | Promise<void> {
     switch (message.type) {
       case 'gate.forward':
         return this.guard(message, () => this.forward(message));
@@ -84,25 +140,30 @@ export class Gate implements Actor<GateMessage> {
       case 'gate.predict':
         return this.predict(message);
       case 'gate.abort':
+        // A shard's primary already handles the batch's sentinel and upstream gates.
+        if (this.primary) return void this.releaseBatch(message.sentinel.id, message.batch);
         return this.abort(message.sentinel, message.batch, message.error);
+      case 'gate.shardOutput':
+        return this.onShardOutput(message);
+      case 'gate.shardGradient':
+        return this.onShardGradient(message);
+      case 'gate.shardFailed':
+        return this.onShardFailed(message);
       case 'gate.detach':
-        return this.detach(message, message.replyTo);
+        if (this.shards.length > 0) return this.detachSplit(message, context, message.replyTo);
+        this.detach(message, message.replyTo);
+        return;
       case 'gate.connect':
         this.previous = message.previous;
         this.next = message.next;
+        this.shards = message.shards ?? [];
+        this.primary = message.primary;
         return;
       case 'gate.getState':
-        return message.replyTo.tell({
-          type: 'gate.state',
-          gate: this.name,
-          weights: this.module.getWeights(),
-          optimizer: this.optimizer.getState(),
-          optimizerName: this.optimizer.name,
-          layers: this.module.layers.map((l) => ({ className: l.getClassName(), config: l.getConfig() as Record<string, unknown> })),
-          inputShape: this.module.inputShape,
-          outputShape: this.module.outputShape,
-        });
+        if (this.shards.length > 0) return this.getStateSplit(message.replyTo, context);
+        return message.replyTo.tell(this.state());
       case 'gate.setState':
+        if (this.shards.length > 0) return this.setStateSplit(message, context);
         return this.setState(message);
       default:
         throw new UnknownMessageError(
@@ -111,8 +172,24 @@ export class Gate implements Actor<GateMessage> {
     }
   }
 
+  /** This gate's own state (not its shards'); the caller owns the tensors. */
+  private state(): GateState {
+    return {
+      type: 'gate.state',
+      gate: this.name,
+      weights: this.module.getWeights(),
+      optimizer: this.optimizer.getState(),
+      optimizerName: this.optimizer.name,
+      layers: this.module.layers.map((l) => ({ className: l.getClassName(), config: l.getConfig() as Record<string, unknown> })),
+      inputShape: this.module.inputShape,
+      outputShape: this.module.outputShape,
+    };
+  }
+
   postStop(): void {
     for (const sentinelId of [...this.pending.keys()]) this.detach({ sentinelId });
+    this.joins.forEach((join) => join.parts.forEach((t) => t?.dispose()));
+    this.joins.clear();
     this.optimizer.dispose();
     this.module.dispose();
     for (const layer of this.module.layers) {
@@ -130,8 +207,14 @@ export class Gate implements Actor<GateMessage> {
     try {
       handler();
     } catch (error) {
-      (message.type === 'gate.forward' ? message.x : message.dy).dispose();
-      this.abort(message.sentinel, message.batch, toErrorInfo(error));
+      const t = message.type === 'gate.forward' ? message.x : message.dy;
+      if (!t.isDisposed) t.dispose();
+      if (this.primary) {
+        this.releaseBatch(message.sentinel.id, message.batch);
+        this.primary.ref.tell({ type: 'gate.shardFailed', sentinel: message.sentinel, batch: message.batch, predict: false, error: toErrorInfo(error) });
+      } else {
+        this.abort(message.sentinel, message.batch, toErrorInfo(error));
+      }
     }
   }
 
@@ -159,11 +242,19 @@ export class Gate implements Actor<GateMessage> {
     if (batches.has(m.batch)) {
       throw new InvalidArgumentError(`${this.name}: batch ${m.batch} of sentinel ${m.sentinel.name} is already in flight; batch numbers must be unique.`);
     }
+    // Shards start on their slices before this gate computes its own.
+    this.shards.forEach((shard) => shard.ref.tell({ type: 'gate.forward', sentinel: m.sentinel, batch: m.batch, x: tf.clone(m.x) }));
     const { y, state } = this.module.forward(m.x);
     m.x.dispose();
     batches.set(m.batch, state);
-    if (this.next) this.next.tell({ type: 'gate.forward', sentinel: m.sentinel, batch: m.batch, x: y });
-    else m.sentinel.tell({ type: 'sentinel.logits', batch: m.batch, logits: y });
+    if (this.shards.length > 0) this.startJoin('forward', m.sentinel, m.batch, y, 0);
+    else this.emitForward(m.sentinel, m.batch, y);
+  }
+
+  private emitForward(sentinel: ActorRef<SentinelReply>, batch: number, y: tf.Tensor): void {
+    if (this.primary) this.primary.ref.tell({ type: 'gate.shardOutput', sentinel, batch, shard: this.primary.index, predict: false, y });
+    else if (this.next) this.next.tell({ type: 'gate.forward', sentinel, batch, x: y });
+    else sentinel.tell({ type: 'sentinel.logits', batch, logits: y });
   }
 
   private backward(m: GateBackward): void {
@@ -172,19 +263,25 @@ export class Gate implements Actor<GateMessage> {
       m.dy.dispose();
       throw new UnknownBatchError(`${this.name}: no forward state for batch ${m.batch} of sentinel ${m.sentinel.name}; it was never sent, already finished, or detached.`);
     }
-    if (!tf.util.arraysEqual(m.dy.shape, state.outputShape)) {
-      throw new ShapeMismatchError(`${this.name}: gradient has shape [${m.dy.shape}] but the forward output was [${state.outputShape}].`);
+    const outputShape = this.shards.length > 0 ? [state.outputShape[0] as number, ...this.outputShape] : state.outputShape;
+    if (!tf.util.arraysEqual(m.dy.shape, outputShape)) {
+      throw new ShapeMismatchError(`${this.name}: gradient has shape [${m.dy.shape}] but the forward output was [${outputShape}].`);
     }
-    this.check(m.dy, 'gradient', this.module.outputShape);
+    this.check(m.dy, 'gradient', this.outputShape);
     this.pending.get(m.sentinel.id)?.delete(m.batch);
     const staleness = Math.max(m.staleness ?? 0, this.module.params.current.id - state.version.id);
-    const { dx, grads } = this.module.backward(m.dy, state, this.previous !== undefined);
-    m.dy.dispose();
-    if (this.previous && dx) {
-      this.previous.tell({ type: 'gate.backward', sentinel: m.sentinel, batch: m.batch, dy: dx, staleness });
-    } else {
-      m.sentinel.tell({ type: 'sentinel.backwardDone', batch: m.batch, staleness });
+    let dy = m.dy;
+    if (this.shards.length > 0) {
+      const [own, ...slices] = splitLastAxis(m.dy, this.unitSplit);
+      m.dy.dispose();
+      this.shards.forEach((shard, i) => shard.ref.tell({ type: 'gate.backward', sentinel: m.sentinel, batch: m.batch, dy: slices[i] as tf.Tensor, staleness }));
+      dy = own as tf.Tensor;
     }
+    const needDx = this.previous !== undefined || this.primary?.needDx === true;
+    const { dx, grads } = this.module.backward(dy, state, needDx);
+    dy.dispose();
+    if (this.shards.length > 0 && dx) this.startJoin('backward', m.sentinel, m.batch, dx, staleness);
+    else this.emitBackward(m.sentinel, m.batch, dx, staleness);
     try {
       this.module.update(this.optimizer, grads, state);
     } finally {
@@ -192,63 +289,254 @@ export class Gate implements Actor<GateMessage> {
     }
   }
 
+  private emitBackward(sentinel: ActorRef<SentinelReply>, batch: number, dx: tf.Tensor | undefined, staleness: number): void {
+    if (this.primary) {
+      if (dx) this.primary.ref.tell({ type: 'gate.shardGradient', sentinel, batch, shard: this.primary.index, dx });
+    } else if (this.previous && dx) {
+      this.previous.tell({ type: 'gate.backward', sentinel, batch, dy: dx, staleness });
+    } else {
+      dx?.dispose();
+      sentinel.tell({ type: 'sentinel.backwardDone', batch, staleness });
+    }
+  }
+
   private predict(m: GatePredict): void {
     let y: tf.Tensor;
     try {
       this.check(m.x, 'predict input', this.module.inputShape);
+      this.shards.forEach((shard) => shard.ref.tell({ type: 'gate.predict', sentinel: m.sentinel, batch: m.batch, x: tf.clone(m.x) }));
       y = this.module.predict(m.x);
     } catch (error) {
-      m.sentinel.tell({ type: 'sentinel.batchFailed', batch: m.batch, error: toErrorInfo(error) });
+      if (this.primary) this.primary.ref.tell({ type: 'gate.shardFailed', sentinel: m.sentinel, batch: m.batch, predict: true, error: toErrorInfo(error) });
+      else m.sentinel.tell({ type: 'sentinel.batchFailed', batch: m.batch, error: toErrorInfo(error) });
       return;
     } finally {
       m.x.dispose();
     }
-    if (this.next) this.next.tell({ type: 'gate.predict', sentinel: m.sentinel, batch: m.batch, x: y });
-    else m.sentinel.tell({ type: 'sentinel.predictions', batch: m.batch, logits: y });
+    if (this.shards.length > 0) this.startJoin('predict', m.sentinel, m.batch, y, 0);
+    else this.emitPredict(m.sentinel, m.batch, y);
   }
 
-  private abort(sentinel: ActorRef<SentinelReply>, batch: number, error: ErrorInfo): void {
-    const batches = this.pending.get(sentinel.id);
+  private emitPredict(sentinel: ActorRef<SentinelReply>, batch: number, y: tf.Tensor): void {
+    if (this.primary) this.primary.ref.tell({ type: 'gate.shardOutput', sentinel, batch, shard: this.primary.index, predict: true, y });
+    else if (this.next) this.next.tell({ type: 'gate.predict', sentinel, batch, x: y });
+    else sentinel.tell({ type: 'sentinel.predictions', batch, logits: y });
+  }
+
+  /** Waits for the shards' slices of a batch; `own` is this gate's slice. */
+  private startJoin(kind: JoinKind, sentinel: ActorRef<SentinelReply>, batch: number, own: tf.Tensor, staleness: number): void {
+    const key = joinKey(kind, sentinel.id, batch);
+    this.joins.get(key)?.parts.forEach((t) => t?.dispose()); // a predict batch number reused before its join finished
+    const parts: (tf.Tensor | undefined)[] = [own, ...this.shards.map(() => undefined)];
+    this.joins.set(key, { sentinel, batch, kind, parts, remaining: this.shards.length, staleness });
+  }
+
+  /** Stores a shard's slice; the last one completes the batch. */
+  private addPart(kind: JoinKind, sentinelId: string, batch: number, shard: number, t: tf.Tensor): void {
+    const key = joinKey(kind, sentinelId, batch);
+    const join = this.joins.get(key);
+    if (!join || shard < 0 || shard >= this.shards.length || join.parts[shard + 1] !== undefined) {
+      t.dispose(); // the batch failed or was detached meanwhile, or a stray message
+      return;
+    }
+    join.parts[shard + 1] = t;
+    if (--join.remaining > 0) return;
+    this.joins.delete(key);
+    const parts = join.parts as tf.Tensor[];
+    let whole: tf.Tensor;
+    try {
+      whole = kind === 'backward' ? tf.addN(parts) : tf.concat(parts, -1);
+    } catch (error) {
+      parts.forEach((p) => p.dispose());
+      if (kind === 'predict') join.sentinel.tell({ type: 'sentinel.batchFailed', batch, error: toErrorInfo(error) });
+      else this.abort(join.sentinel, batch, toErrorInfo(error));
+      return;
+    }
+    parts.forEach((p) => p.dispose());
+    if (kind === 'forward') this.emitForward(join.sentinel, batch, whole);
+    else if (kind === 'predict') this.emitPredict(join.sentinel, batch, whole);
+    else this.emitBackward(join.sentinel, batch, whole, join.staleness);
+  }
+
+  private onShardOutput(m: GateShardOutput): void {
+    this.addPart(m.predict ? 'predict' : 'forward', m.sentinel.id, m.batch, m.shard, m.y);
+  }
+
+  private onShardGradient(m: GateShardGradient): void {
+    this.addPart('backward', m.sentinel.id, m.batch, m.shard, m.dx);
+  }
+
+  private onShardFailed(m: GateShardFailed): void {
+    if (m.predict) {
+      const key = joinKey('predict', m.sentinel.id, m.batch);
+      const join = this.joins.get(key);
+      if (!join) return;
+      this.joins.delete(key);
+      join.parts.forEach((t) => t?.dispose());
+      m.sentinel.tell({ type: 'sentinel.batchFailed', batch: m.batch, error: m.error });
+      return;
+    }
+    // A shard failing a batch this gate already finished (no input gradient to wait for) only loses that shard's update.
+    const live = this.pending.get(m.sentinel.id)?.has(m.batch) || this.joins.has(joinKey('forward', m.sentinel.id, m.batch)) || this.joins.has(joinKey('backward', m.sentinel.id, m.batch));
+    if (live) this.abort(m.sentinel, m.batch, m.error);
+  }
+
+  /** Frees what this gate holds for one training batch: its forward state and unfinished joins. */
+  private releaseBatch(sentinelId: string, batch: number): void {
+    const batches = this.pending.get(sentinelId);
     const state = batches?.get(batch);
     if (state) {
       batches?.delete(batch);
       this.module.release(state);
     }
+    for (const kind of ['forward', 'backward'] as const) {
+      const key = joinKey(kind, sentinelId, batch);
+      this.joins.get(key)?.parts.forEach((t) => t?.dispose());
+      this.joins.delete(key);
+    }
+  }
+
+  private abort(sentinel: ActorRef<SentinelReply>, batch: number, error: ErrorInfo): void {
+    this.releaseBatch(sentinel.id, batch);
     const message: GateAbort = { type: 'gate.abort', sentinel, batch, error };
+    this.shards.forEach((shard) => shard.ref.tell(message));
     if (this.previous) this.previous.tell(message);
     else sentinel.tell({ type: 'sentinel.batchFailed', batch, error });
   }
 
-  private detach(which: { sentinelId?: string; node?: string }, replyTo?: ActorRef<{ type: 'gate.detached'; dropped: number }>): void {
+  private detach(which: { sentinelId?: string; node?: string }, replyTo?: ActorRef<GateDetached>): number {
     let dropped = 0;
+    const matches = (sentinelId: string) => sentinelId === which.sentinelId || (which.node !== undefined && this.nodes.get(sentinelId) === which.node);
+    for (const [key, join] of this.joins) {
+      if (!matches(join.sentinel.id)) continue;
+      this.joins.delete(key);
+      join.parts.forEach((t) => t?.dispose());
+    }
     for (const [key, batches] of this.pending) {
-      if (key !== which.sentinelId && (which.node === undefined || this.nodes.get(key) !== which.node)) continue;
+      if (!matches(key)) continue;
       this.pending.delete(key);
       this.nodes.delete(key);
       batches.forEach((state) => this.module.release(state));
       dropped += batches.size;
     }
     replyTo?.tell({ type: 'gate.detached', dropped });
+    return dropped;
   }
 
-  /** Replaces weights and optimizer state, all or nothing: a failure rolls the optimizer back. */
-  private setState(m: GateSetState): void {
-    const previousState = m.optimizer ? this.optimizer.getState() : undefined;
+  /** Detach on a split gate: here, then on every shard; replies once all have freed their state. */
+  private async detachSplit(which: { sentinelId?: string; node?: string }, context: ActorContext<GateMessage>, replyTo?: ActorRef<GateDetached>): Promise<void> {
+    const dropped = this.detach(which);
+    const results = await Promise.allSettled(
+      this.shards.map((shard) => context.system.ask<GateDetached, GateMessage>(shard.ref, (r) => ({ type: 'gate.detach', sentinelId: which.sentinelId, node: which.node, replyTo: r }), this.shardAskTimeoutMs)),
+    );
+    // A shard that does not answer is down; its node's failure is reported on its own.
+    results.forEach((r) => r.status === 'rejected' && console.error(`[${this.name}] a shard did not confirm a detach: ${describeError(r.reason)}`));
+    replyTo?.tell({ type: 'gate.detached', dropped });
+  }
+
+  /** State of a split gate: every weight and optimizer slot joined along the units axis. */
+  private async getStateSplit(replyTo: ActorRef<GateState>, context: ActorContext<GateMessage>): Promise<void> {
+    const own = this.state();
+    let parts: GateState[] = [];
     try {
-      if (m.optimizer) this.optimizer.setState(m.optimizer); // validates before it changes anything
+      parts = await Promise.all(this.shards.map((shard) => context.system.ask<GateState, GateMessage>(shard.ref, (r) => ({ type: 'gate.getState', replyTo: r }), this.shardAskTimeoutMs)));
+      const join = (list: 'weights' | 'optimizer') =>
+        own[list].map(({ name, tensor }) => {
+          if (name === 'iterations') return { name, tensor };
+          const slices = parts.map((p) => p[list].find((w) => w.name === name)?.tensor);
+          if (slices.some((t) => t === undefined)) throw new CheckpointMismatchError(`${this.name}: a shard has no '${name}'.`);
+          const whole = concatLastAxis([tensor, ...(slices as tf.Tensor[])]);
+          tensor.dispose();
+          return { name, tensor: whole };
+        });
+      const units = this.outputShape[this.outputShape.length - 1] as number;
+      replyTo.tell({
+        ...own,
+        weights: join('weights'),
+        optimizer: join('optimizer'),
+        layers: own.layers.map((l) => ({ ...l, config: { ...l.config, units } })),
+        outputShape: this.outputShape,
+      });
+    } catch (error) {
+      [...own.weights, ...own.optimizer].forEach((w) => w.tensor.dispose());
+      console.error(`[${this.name}] cannot collect the state of its shards: ${describeError(error)}`);
+    } finally {
+      parts.forEach((p) => [...p.weights, ...p.optimizer].forEach((w) => w.tensor.dispose()));
+    }
+  }
+
+  /**
+   * Sets the state of a split gate: checks every tensor against the whole gate's shapes, splits
+   * them along the units axis, and sets each part here and on the shards.
+   */
+  private async setStateSplit(m: GateSetState, context: ActorContext<GateMessage>): Promise<void> {
+    const split = this.unitSplit;
+    const total = split.reduce((a, b) => a + b, 0);
+    const all = [...m.weights, ...(m.optimizer ?? [])];
+    const free = () => all.forEach((w) => w.tensor.dispose());
+    const expected = new Map(this.module.paramNames.map((name, i) => [name, this.module.params.current.tensors[i] as tf.Tensor]));
+    const problems: string[] = [];
+    for (const [name, t] of expected) {
+      const given = m.weights.find((w) => w.name === name);
+      const shape = [...t.shape.slice(0, -1), total];
+      if (!given) problems.push(`missing '${name}' [${shape}]`);
+      else if (!tf.util.arraysEqual(given.tensor.shape, shape)) problems.push(`'${name}' has shape [${given.tensor.shape}], expected [${shape}]`);
+    }
+    for (const w of m.weights) if (!expected.has(w.name)) problems.push(`unexpected '${w.name}'`);
+    for (const s of m.optimizer ?? []) {
+      if (s.name !== 'iterations' && s.tensor.shape[s.tensor.rank - 1] !== total) problems.push(`optimizer state '${s.name}' has shape [${s.tensor.shape}], not ${total} units last`);
+    }
+    if (problems.length > 0) {
+      free();
+      const error = new CheckpointMismatchError(`Weights do not match this gate's architecture: ${problems.join('; ')}. Load a checkpoint saved from the same network definition.`);
+      return m.replyTo.tell({ type: 'gate.stateSet', error: toErrorInfo(error) });
+    }
+    const parts = (list: { name: string; tensor: tf.Tensor }[]) => {
+      const byPart = split.map(() => [] as { name: string; tensor: tf.Tensor }[]);
+      for (const { name, tensor } of list) {
+        const slices = name === 'iterations' ? split.map(() => tf.clone(tensor)) : splitLastAxis(tensor, split);
+        slices.forEach((slice, i) => byPart[i]?.push({ name, tensor: slice }));
+      }
+      return byPart;
+    };
+    const weights = parts(m.weights);
+    const optimizer = m.optimizer ? parts(m.optimizer) : undefined;
+    free();
+    const replies = await Promise.allSettled(
+      this.shards.map((shard, i) =>
+        context.system.ask<GateStateSet, GateMessage>(shard.ref, (r) => ({ type: 'gate.setState', weights: weights[i + 1] ?? [], optimizer: optimizer?.[i + 1], replyTo: r }), this.shardAskTimeoutMs),
+      ),
+    );
+    const own = this.applyState(weights[0] ?? [], optimizer?.[0]);
+    const failed = replies.map((r) => (r.status === 'fulfilled' ? r.value.error : toErrorInfo(r.reason))).find((e) => e);
+    m.replyTo.tell({ type: 'gate.stateSet', error: own ?? failed });
+  }
+
+  private setState(m: GateSetState): void {
+    m.replyTo.tell({ type: 'gate.stateSet', error: this.applyState(m.weights, m.optimizer) });
+  }
+
+  /**
+   * Replaces weights and optimizer state, all or nothing: a failure rolls the optimizer back.
+   * Consumes the tensors; returns the error, if any.
+   */
+  private applyState(weights: GateSetState['weights'], optimizer?: GateSetState['optimizer']): ErrorInfo | undefined {
+    const previousState = optimizer ? this.optimizer.getState() : undefined;
+    try {
+      if (optimizer) this.optimizer.setState(optimizer); // validates before it changes anything
       try {
-        this.module.setWeights(m.weights); // validates before it changes anything
+        this.module.setWeights(weights); // validates before it changes anything
       } catch (error) {
         if (previousState) this.optimizer.setState(previousState);
         throw error;
       }
-      m.replyTo.tell({ type: 'gate.stateSet' });
+      return undefined;
     } catch (error) {
-      m.replyTo.tell({ type: 'gate.stateSet', error: toErrorInfo(error) });
+      return toErrorInfo(error);
     } finally {
       previousState?.forEach((s) => s.tensor.dispose());
-      m.weights.forEach((w) => w.tensor.dispose());
-      m.optimizer?.forEach((s) => s.tensor.dispose());
+      weights.forEach((w) => w.tensor.dispose());
+      optimizer?.forEach((s) => s.tensor.dispose());
     }
   }
 

@@ -15,7 +15,22 @@ export {
 } from './checkpoint.js';
 export { exportModel, loadExportedModel, type ExportedModelJSON } from './export.js';
 export { Host, HOST_ID, hostRef, type HostMessage, type HostReply } from './host.js';
-export { deployGates, gateCosts, partition, resolvePlacement, type Deployment, type GatePlan, type Placement, type PlacementContext, type PlacementSpec } from './placement.js';
+export {
+  balancedPlacement,
+  checkShards,
+  deployGates,
+  gateCosts,
+  partition,
+  resolvePlacement,
+  shardableUnits,
+  type Deployment,
+  type GatePlan,
+  type Place,
+  type Placement,
+  type PlacementContext,
+  type PlacementSpec,
+  type ShardSpec,
+} from './placement.js';
 export {
   announceSubject,
   attachRemote,

@@ -9,7 +9,7 @@ import { ActorSystem, type ActorRef, type Message } from '../actor/index.js';
 import { ActorStoppedError, AkkordeonError, fromErrorInfo, InvalidArgumentError, toErrorInfo, TransportError } from '../errors.js';
 import { Gate } from '../gate/index.js';
 import { createOptimizer, DCASGD, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
-import { type GateDetached, type GateMessage, type GateState, type GateStateSet, type SentinelReply } from '../protocol.js';
+import { type GateDetached, type GateMessage, type GateState, type GateStateSet, type SentinelReply, type ShardInfo } from '../protocol.js';
 import type { Sentinel, SentinelMessage } from '../sentinel/index.js';
 import type { NodeOptions, RemoteNode } from '../transport/channel.js';
 import { type Deployment, deployGates, isPortable, type Placement, type PlacementSpec, planGates, resolvePlacement } from './placement.js';
@@ -69,6 +69,8 @@ export class Network {
   private readonly releases = new Set<Promise<void>>();
   private readonly askTimeoutMs: number;
   private readonly gateNodes: Map<string, string[]>;
+  /** The shards of each gate split by output units, by gate index. */
+  private readonly shards: Map<number, ShardInfo[]>;
   /** Set once a node hosting gates went down; every later operation fails with it. */
   private failure?: TransportError;
   private readonly failed: Promise<never>;
@@ -88,15 +90,16 @@ export class Network {
     this.askTimeoutMs = options.askTimeoutMs ?? 30_000;
     this.inputShape = options.inputShape;
     if (deployment) {
-      ({ system: this.system, gates: this.gates, outputShape: this.outputShape, nodes: this.nodes, placement: this.placement, gateNodes: this.gateNodes } = deployment);
+      ({ system: this.system, gates: this.gates, outputShape: this.outputShape, nodes: this.nodes, placement: this.placement, gateNodes: this.gateNodes, shards: this.shards } = deployment);
     } else {
       const placement = options.placement ?? 'main';
-      if (placement !== 'main' && !(Array.isArray(placement) && placement.every((p) => p.kind === 'main')))
+      if (placement !== 'main' && !(Array.isArray(placement) && placement.every((p) => p.kind === 'main' && !p.shards)))
         throw new InvalidArgumentError(`new Network() places every gate on the main thread; for placement ${JSON.stringify(placement)} use \`await Network.create(options)\`.`);
       this.system = options.system ?? new ActorSystem();
       this.placement = options.gates.map(() => ({ kind: 'main' }));
       this.nodes = [];
       this.gateNodes = new Map();
+      this.shards = new Map();
       const makeOptimizer = typeof options.optimizer === 'function' ? options.optimizer : options.optimizer ? () => createOptimizer(options.optimizer as OptimizerSpec) : () => new DCASGD({ learningRate: 0.1 });
       let shape = options.inputShape;
       const logic = options.gates.map((spec, i) => {
@@ -114,7 +117,7 @@ export class Network {
       this.outputShape = shape;
       this.gates = logic.map((gate) => this.system.spawn(() => gate, { name: gate.name, supervision: 'resume' }));
     }
-    this.gates.forEach((ref, i) => ref.tell({ type: 'gate.connect', previous: this.gates[i - 1], next: this.gates[i + 1] }));
+    this.gates.forEach((ref, i) => ref.tell({ type: 'gate.connect', previous: this.gates[i - 1], next: this.gates[i + 1], shards: this.shards.get(i) }));
     this.system.events.on('deadLetter', this.onDeadLetter);
     this.system.events.on('nodeDown', this.onNodeDown);
   }
@@ -129,12 +132,25 @@ export class Network {
   static async create(options: NetworkOptions): Promise<Network> {
     const placement = resolvePlacement(options.placement ?? 'auto', { gates: options.gates, inputShape: options.inputShape, backend: tf.getBackend(), portable: isPortable(options) });
     const gatePlans = planGates(options, placement);
-    if (placement.every((p) => p.kind === 'main')) {
+    if (placement.every((p) => p.kind === 'main' && !p.shards)) {
       return new Network({ ...options, placement: 'main', optimizer: undefined, gates: options.gates.map((g, i) => ({ ...g, optimizer: gatePlans[i]?.optimizer })) });
     }
     const system = options.system ?? new ActorSystem();
     const deployment = await deployGates(system, gatePlans, options.inputShape, placement, { ...options.nodeOptions, askTimeoutMs: options.askTimeoutMs });
-    return new Network(options, { ...deployment, system, placement });
+    const network = new Network(options, { ...deployment, system, placement });
+    try {
+      // A split gate starts from the weights the whole layer would have had (its initialiser sees the whole shape).
+      for (const [i, weights] of deployment.initialWeights) {
+        deployment.initialWeights.delete(i);
+        const reply = await network.askGate<GateStateSet>(network.gates[i] as ActorRef<GateMessage>, (replyTo) => ({ type: 'gate.setState', weights, replyTo }));
+        if (reply.error) throw fromErrorInfo(reply.error);
+      }
+    } catch (error) {
+      deployment.initialWeights.forEach((weights) => weights.forEach((w) => w.tensor.dispose()));
+      await network.dispose();
+      throw error;
+    }
+    return network;
   }
 
   /** A batch that cannot reach a gate fails at its sentinel (the system frees the message's tensors). */
@@ -287,6 +303,7 @@ export class Network {
     for (const sentinel of [...this.attached.keys()]) await this.release(sentinel).catch(() => undefined);
     this.disposing = true;
     this.gates.forEach((gate) => this.system.stop(gate));
+    this.shards.forEach((shards) => shards.forEach((shard) => this.system.stop(shard.ref)));
     await Promise.all(this.nodes.map((node) => node.close()));
     this.system.events.off('nodeDown', this.onNodeDown);
     this.system.events.off('deadLetter', this.onDeadLetter);

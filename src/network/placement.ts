@@ -5,20 +5,30 @@
  * main thread, which takes the last group (the one next to the sentinels).
  */
 import { availableParallelism } from 'node:os';
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import type { ActorRef, ActorSystem } from '../actor/index.js';
 import { fromErrorInfo, InvalidArgumentError, TransportError } from '../errors.js';
-import { createLayer, Gate, type GateConfig, layerConfig } from '../gate/index.js';
-import { createOptimizer, Optimizer, type OptimizerSpec } from '../optim/index.js';
-import type { GateMessage } from '../protocol.js';
+import { createLayer, Gate, type GateConfig, type LayerConfig, layerConfig } from '../gate/index.js';
+import { createOptimizer, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
+import type { GateMessage, ShardInfo } from '../protocol.js';
 import type { NodeOptions, RemoteNode } from '../transport/channel.js';
 import { spawnProcessNode } from '../transport/process.js';
 import { spawnWorkerNode } from '../transport/worker.js';
 import type { HostMessage, HostReply } from './host.js';
 import type { NetworkOptions } from './network.js';
 
-/** Where one gate runs: the main thread, or a worker thread / child process shared by its `group`. */
-export type PlacementSpec = { kind: 'main' } | { kind: 'worker' | 'process'; group?: string };
+/** A place: the main thread, or a worker thread / child process shared by its `group`. */
+export type Place = { kind: 'main' } | { kind: 'worker' | 'process'; group?: string };
+
+/** One shard of a gate split by output units: where it runs and how many units it computes. */
+export type ShardSpec = Place & { units: number };
+
+/**
+ * Where one gate runs. With `shards`, a gate of one Dense layer is split by output units
+ * (tensor parallelism): each shard computes its `units` columns wherever it is placed, and the
+ * gate itself (at its own place) computes the remaining units, which come first.
+ */
+export type PlacementSpec = Place & { shards?: ShardSpec[] };
 
 /** Placement of a whole network: a rule for every gate, or one spec per gate. */
 export type Placement = 'auto' | 'main' | 'worker' | 'process' | PlacementSpec[];
@@ -110,9 +120,10 @@ export function resolvePlacement(placement: Placement, context: PlacementContext
   if (Array.isArray(placement)) {
     if (placement.length !== n) throw new InvalidArgumentError(`Got ${placement.length} placement specs for ${n} gates; give one per gate.`);
     placement.forEach((spec, i) => {
-      if (!['main', 'worker', 'process'].includes((spec as { kind?: string })?.kind ?? '')) {
-        throw new InvalidArgumentError(`Placement of gate ${i} is ${JSON.stringify(spec)}; use { kind: 'main' | 'worker' | 'process', group? }.`);
+      if (!isPlace(spec)) {
+        throw new InvalidArgumentError(`Placement of gate ${i} is ${JSON.stringify(spec)}; use { kind: 'main' | 'worker' | 'process', group?, shards? }.`);
       }
+      if (spec.shards !== undefined) checkShards(i, spec.shards, context.gates[i]?.layers ?? []);
     });
     return placement;
   }
@@ -120,10 +131,85 @@ export function resolvePlacement(placement: Placement, context: PlacementContext
   if (placement === 'worker' || placement === 'process') return context.gates.map((_, i) => ({ kind: placement, group: `gate-${i}` }));
   if (placement !== 'auto') throw new InvalidArgumentError(`Unknown placement '${String(placement)}'; use 'auto', 'main', 'worker', 'process' or one spec per gate.`);
   const cores = context.cores ?? availableParallelism();
-  if (!['wasm', 'cpu'].includes(context.backend) || cores < 2 || n < 2 || !context.portable) return context.gates.map(() => ({ kind: 'main' }));
-  const groups = Math.min(cores, n);
-  const group = partition(gateCosts(context.gates, context.inputShape), groups);
-  return group.map((g) => (g === groups - 1 ? { kind: 'main' } : { kind: 'worker', group: `auto-${g}` }));
+  if (!['wasm', 'cpu'].includes(context.backend) || cores < 2 || !context.portable) return context.gates.map(() => ({ kind: 'main' }));
+  const units = context.gates.map((g) => shardableUnits(g.layers));
+  if (n < 2 && units[0] === undefined) return context.gates.map(() => ({ kind: 'main' }));
+  return balancedPlacement(gateCosts(context.gates, context.inputShape), units, cores);
+}
+
+const isPlace = (spec: unknown): spec is PlacementSpec => ['main', 'worker', 'process'].includes((spec as { kind?: string })?.kind ?? '');
+
+/** Output units of a gate that can be split by units (one Dense layer), else undefined. */
+export function shardableUnits(layers: tf.layers.Layer[]): number | undefined {
+  if (layers.length !== 1 || layers[0]?.getClassName() !== 'Dense') return undefined;
+  return (layers[0].getConfig() as { units: number }).units;
+}
+
+/**
+ * Checks the shards of gate `index`.
+ * @throws InvalidArgumentError when the gate is not one Dense layer, a shard is not a place with
+ *   a positive integer `units`, or the shards leave the gate itself no unit.
+ */
+export function checkShards(index: number, shards: ShardSpec[], layers: tf.layers.Layer[]): void {
+  const units = shardableUnits(layers);
+  if (units === undefined) {
+    throw new InvalidArgumentError(`Gate ${index} cannot be split into shards: only a gate of exactly one Dense layer can be split by output units. Remove its 'shards', or make it a gate of its own.`);
+  }
+  if (!Array.isArray(shards) || shards.length === 0) throw new InvalidArgumentError(`Gate ${index} has an empty 'shards' list; give at least one { kind, units }, or leave 'shards' out.`);
+  let given = 0;
+  shards.forEach((shard, j) => {
+    if (!isPlace(shard) || !Number.isInteger(shard.units) || shard.units < 1) {
+      throw new InvalidArgumentError(`Shard ${j} of gate ${index} is ${JSON.stringify(shard)}; use { kind: 'main' | 'worker' | 'process', group?, units } with units a positive integer.`);
+    }
+    given += shard.units;
+  });
+  if (given >= units) {
+    throw new InvalidArgumentError(`The shards of gate ${index} take ${given} of its ${units} units; they must leave at least one unit to the gate itself.`);
+  }
+}
+
+/**
+ * Balances a chain over `places` places (one worker thread per spare core, plus the main thread
+ * last, next to the sentinels): the chain's cumulative cost is cut at equal shares. A cut that
+ * falls inside a gate of one Dense layer splits that gate by output units, with the gate itself
+ * at the later place (nearer the sentinels) and a shard at the earlier one; any other cut moves
+ * to the nearer gate boundary. Slivers under 5% of a gate are not split off.
+ */
+export function balancedPlacement(costs: number[], units: (number | undefined)[], places: number): PlacementSpec[] {
+  const n = costs.length;
+  const prefix = [0];
+  costs.forEach((c, i) => prefix.push((prefix[i] as number) + c));
+  const total = prefix[n] as number;
+  // Cut positions in gate coordinates: b is the boundary before gate b, g + f a split of gate g.
+  const cuts = [0];
+  for (let k = 1; k < places; k++) {
+    const target = (k * total) / places;
+    let g = 0;
+    while (g < n - 1 && (prefix[g + 1] as number) <= target) g++;
+    const f = (target - (prefix[g] as number)) / (costs[g] as number);
+    const divisible = (units[g] ?? 0) >= 2;
+    const position = divisible && f >= 0.05 && f <= 0.95 ? g + f : f < 0.5 ? g : g + 1;
+    cuts.push(Math.max(position, cuts[cuts.length - 1] as number));
+  }
+  cuts.push(n);
+  if (cuts.every(Number.isInteger)) {
+    // No gate is split: the contiguous partition that minimises the largest group.
+    const groups = Math.min(places, n);
+    return partition(costs, groups).map((g) => (g === groups - 1 ? { kind: 'main' } : { kind: 'worker', group: `auto-${g}` }));
+  }
+  const placeOf = (p: number): Place => (p === places - 1 ? { kind: 'main' } : { kind: 'worker', group: `auto-${p}` });
+  return costs.map((_, g) => {
+    const pieces: [number, number][] = []; // [place, fraction of gate g]
+    for (let p = 0; p < places; p++) {
+      const overlap = Math.min(g + 1, cuts[p + 1] as number) - Math.max(g, cuts[p] as number);
+      if (overlap > 1e-9) pieces.push([p, overlap]);
+    }
+    const [primaryPlace] = pieces[pieces.length - 1] as [number, number];
+    if (pieces.length === 1) return placeOf(primaryPlace);
+    const all = units[g] as number;
+    const shards = pieces.slice(0, -1).map(([p, fraction]) => ({ ...placeOf(p), units: Math.max(1, Math.round(fraction * all)) }));
+    return { ...placeOf(primaryPlace), shards };
+  });
 }
 
 /**
@@ -140,7 +226,14 @@ export function planGates(options: NetworkOptions, specs: PlacementSpec[]): Gate
     }
     const spec = gate.optimizer ?? shared;
     const optimizer = !main || spec instanceof Optimizer ? spec : typeof spec === 'function' ? spec() : createOptimizer(spec);
-    return { name: gate.name ?? `gate-${i}`, layers: gate.layers, optimizer: optimizer as Optimizer | OptimizerSpec, seed: (options.seed ?? 0) + i, checkFinite: options.checkFinite };
+    return {
+      name: gate.name ?? `gate-${i}`,
+      layers: gate.layers,
+      optimizer: optimizer as Optimizer | OptimizerSpec,
+      spec: spec instanceof Optimizer || typeof spec === 'function' ? undefined : spec,
+      seed: (options.seed ?? 0) + i,
+      checkFinite: options.checkFinite,
+    };
   });
 }
 
@@ -153,6 +246,8 @@ export interface GatePlan {
   name: string;
   layers: tf.layers.Layer[];
   optimizer: Optimizer | OptimizerSpec;
+  /** The optimizer as a spec, when it was given as one (shards build their own optimizers from it). */
+  spec?: OptimizerSpec;
   seed: number;
   checkFinite?: boolean;
 }
@@ -166,6 +261,10 @@ export interface Deployment {
   nodes: RemoteNode[];
   /** The gates' names by the id of the node that hosts them (main-thread gates excluded). */
   gateNodes: Map<string, string[]>;
+  /** The shards of each split gate, by gate index. */
+  shards: Map<number, ShardInfo[]>;
+  /** Initial weights of each split gate, whole (as one unsplit layer would start), by gate index. */
+  initialWeights: Map<number, NamedTensor[]>;
 }
 
 /**
@@ -178,14 +277,25 @@ export interface Deployment {
  */
 export async function deployGates(system: ActorSystem, plans: GatePlan[], inputShape: number[], specs: PlacementSpec[], options: NodeOptions & { askTimeoutMs?: number } = {}): Promise<Deployment> {
   const keys = new Map<string, 'worker' | 'process'>();
+  const placeKey = (place: Place, fallback: string): string | undefined => (place.kind === 'main' ? undefined : `${place.kind}:${place.group ?? fallback}`);
   specs.forEach((spec, i) => {
-    if (spec.kind === 'main') return;
-    if (plans[i]?.optimizer instanceof Optimizer) {
-      throw new InvalidArgumentError(`Gate ${i} (${plans[i]?.name}) is placed in a ${spec.kind} but its optimizer is an instance; pass an OptimizerSpec such as { type: 'dcasgd', learningRate: 0.1 } so that it can be built there.`);
+    const plan = plans[i] as GatePlan;
+    if (spec.shards) {
+      checkShards(i, spec.shards, plan.layers);
+      if (!plan.spec) throw new InvalidArgumentError(`Gate ${i} (${plan.name}) is split into shards but its optimizer is not an OptimizerSpec; pass a spec such as { type: 'dcasgd', learningRate: 0.1 } so that each shard can build its own.`);
+      spec.shards.forEach((shard, j) => {
+        const key = placeKey(shard, `${plan.name}-shard-${j}`);
+        if (key) keys.set(key, shard.kind as 'worker' | 'process');
+      });
     }
-    const built = plans[i]?.layers.find((l) => l.built);
-    if (built) throw new InvalidArgumentError(`Gate ${i} (${plans[i]?.name}) is placed in a ${spec.kind} but its layer ${built.name} is already built; its weights would not travel. Pass fresh layers, or place the gate on 'main'.`);
-    keys.set(`${spec.kind}:${spec.group ?? `gate-${i}`}`, spec.kind);
+    if (spec.kind === 'main' && !spec.shards) return;
+    const built = plan.layers.find((l) => l.built);
+    if (built) throw new InvalidArgumentError(`Gate ${i} (${plan.name}) is placed in a ${spec.kind}${spec.shards ? ' and split into shards' : ''} but its layer ${built.name} is already built; its weights would not travel. Pass fresh layers, or place the gate on 'main'.`);
+    if (spec.kind === 'main') return;
+    if (plan.optimizer instanceof Optimizer) {
+      throw new InvalidArgumentError(`Gate ${i} (${plan.name}) is placed in a ${spec.kind} but its optimizer is an instance; pass an OptimizerSpec such as { type: 'dcasgd', learningRate: 0.1 } so that it can be built there.`);
+    }
+    keys.set(placeKey(spec, `gate-${i}`) as string, spec.kind);
   });
   const starts = await Promise.allSettled(
     [...keys].map(([key, kind]) => (kind === 'worker' ? spawnWorkerNode : spawnProcessNode)(system, { ...options, name: key.slice(kind.length + 1) })),
@@ -194,30 +304,71 @@ export async function deployGates(system: ActorSystem, plans: GatePlan[], inputS
   const failed = starts.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   const byKey = new Map([...keys.keys()].map((key, i) => [key, starts[i]?.status === 'fulfilled' ? starts[i].value : undefined]));
   const gates: ActorRef<GateMessage>[] = [];
+  const spawned: ActorRef<GateMessage>[] = [];
   const gateNodes = new Map<string, string[]>();
+  const shards = new Map<number, ShardInfo[]>();
+  const initialWeights = new Map<number, NamedTensor[]>();
+
+  /** Spawns one gate at `place`; returns its ref and per-sample output shape. */
+  const spawnAt = async (place: Place, fallback: string, config: GateConfig, optimizer: Optimizer | OptimizerSpec, layers?: tf.layers.Layer[]) => {
+    const key = placeKey(place, fallback);
+    if (!key) {
+      const gate = new Gate({ name: config.name, layers: layers ?? config.layers.map(createLayer), inputShape: config.inputShape, optimizer: optimizer instanceof Optimizer ? optimizer : createOptimizer(optimizer), seed: config.seed, checkFinite: config.checkFinite });
+      const ref = system.spawn(() => gate, { name: gate.name, supervision: 'resume' });
+      spawned.push(ref);
+      return { ref, outputShape: gate.module.outputShape };
+    }
+    const node = byKey.get(key) as RemoteNode;
+    const reply = await system.ask<HostReply, HostMessage>(node.host, (replyTo) => ({ type: 'host.spawnGate', config, replyTo }), options.askTimeoutMs ?? 60_000);
+    if (reply.type !== 'host.gateSpawned') throw reply.type === 'host.failed' ? fromErrorInfo(reply.error) : new TransportError(`Unexpected reply '${reply.type}' from ${node.host.name}.`);
+    spawned.push(reply.gate);
+    gateNodes.set(node.node, [...(gateNodes.get(node.node) ?? []), config.name]);
+    return { ref: reply.gate, outputShape: reply.outputShape };
+  };
+
   try {
     if (failed) throw failed.reason;
     let shape = inputShape;
     for (const [i, plan] of plans.entries()) {
       const spec = specs[i] as PlacementSpec;
-      if (spec.kind === 'main') {
-        const gate = new Gate({ ...plan, inputShape: shape, optimizer: plan.optimizer as Optimizer });
-        gates.push(system.spawn(() => gate, { name: gate.name, supervision: 'resume' }));
-        shape = gate.module.outputShape;
+      const config: GateConfig = { name: plan.name, layers: plan.layers.map(layerConfig), inputShape: shape, optimizer: (plan.spec ?? plan.optimizer) as OptimizerSpec, seed: plan.seed, checkFinite: plan.checkFinite };
+      if (!spec.shards) {
+        const { ref, outputShape } = await spawnAt(spec, `gate-${i}`, config, plan.optimizer, plan.layers);
+        gates.push(ref);
+        shape = outputShape;
         continue;
       }
-      const node = byKey.get(`${spec.kind}:${spec.group ?? `gate-${i}`}`) as RemoteNode;
-      const config: GateConfig = { name: plan.name, layers: plan.layers.map(layerConfig), inputShape: shape, optimizer: plan.optimizer as OptimizerSpec, seed: plan.seed, checkFinite: plan.checkFinite };
-      const reply = await system.ask<HostReply, HostMessage>(node.host, (replyTo) => ({ type: 'host.spawnGate', config, replyTo }), options.askTimeoutMs ?? 60_000);
-      if (reply.type !== 'host.gateSpawned') throw reply.type === 'host.failed' ? fromErrorInfo(reply.error) : new TransportError(`Unexpected reply '${reply.type}' from ${node.host.name}.`);
-      gates.push(reply.gate);
-      gateNodes.set(node.node, [...(gateNodes.get(node.node) ?? []), plan.name]);
-      shape = reply.outputShape;
+      const whole = config.layers[0] as LayerConfig;
+      const total = (whole.config as { units: number }).units;
+      const withUnits = (units: number, suffix: string): LayerConfig => ({ className: whole.className, config: { ...whole.config, units, name: `${String(whole.config.name)}${suffix}` } });
+      const infos: ShardInfo[] = [];
+      for (const [j, shard] of spec.shards.entries()) {
+        const shardConfig: GateConfig = { ...config, name: `${plan.name}/shard-${j}`, layers: [withUnits(shard.units, `_shard${j}`)], checkFinite: false };
+        const { ref } = await spawnAt(shard, `${plan.name}-shard-${j}`, shardConfig, plan.spec as OptimizerSpec);
+        infos.push({ ref, units: shard.units });
+      }
+      const ownUnits = total - spec.shards.reduce((n, s) => n + s.units, 0);
+      const { ref, outputShape } = await spawnAt(spec, `gate-${i}`, { ...config, layers: [withUnits(ownUnits, '')] }, plan.spec as OptimizerSpec);
+      infos.forEach((info, j) => info.ref.tell({ type: 'gate.connect', primary: { ref, index: j, needDx: i > 0 } }));
+      gates.push(ref);
+      shards.set(i, infos);
+      initialWeights.set(i, initialWeightsOf(whole, shape));
+      shape = [...outputShape.slice(0, -1), total];
     }
-    return { gates, outputShape: shape, nodes, gateNodes };
+    return { gates, outputShape: shape, nodes, gateNodes, shards, initialWeights };
   } catch (error) {
-    gates.forEach((gate) => system.stop(gate));
+    spawned.forEach((gate) => system.stop(gate));
+    initialWeights.forEach((weights) => weights.forEach((w) => w.tensor.dispose()));
     await Promise.all(nodes.map((n) => n.close()));
     throw error;
   }
+}
+
+/** The initial weights of a layer built from `config` for inputs `[batch, ...inputShape]`, named as a gate names them. */
+function initialWeightsOf(config: LayerConfig, inputShape: number[]): NamedTensor[] {
+  const layer = createLayer(config);
+  layer.build([null, ...inputShape]);
+  const named = layer.weights.map((v) => ({ name: `layer0/${v.originalName.split('/').pop() ?? v.originalName}`, tensor: tf.clone(v.read()) }));
+  layer.weights.forEach((v) => v.dispose());
+  return named;
 }
