@@ -9,7 +9,7 @@ import { EventEmitter } from 'eventemitter3';
 import { nanoid } from 'nanoid';
 import type * as tf from '@tensorflow/tfjs';
 import { ActorStoppedError, AskTimeoutError, InvalidArgumentError, ProtocolError } from '../errors.js';
-import { type CodecLimits, DEFAULT_LIMITS, decodeMessage, encodeMessage, type Frame, tensorsIn } from '../transport/codec.js';
+import { type CodecLimits, DEFAULT_LIMITS, decodeMessage, encodeMessage, type Frame, framePool, tensorsCopyBuffers, tensorsIn } from '../transport/codec.js';
 import type { Link } from '../transport/link.js';
 import { Mailbox } from './mailbox.js';
 import type {
@@ -266,6 +266,10 @@ export class ActorSystem {
    * `protocolError` event and never reaches an actor.
    */
   receiveFrame(frame: Frame, from?: Link): void {
+    if (frame.returns) {
+      frame.returns.forEach((b) => framePool.give(b));
+      delete frame.returns; // they were ours; a forwarded frame must not carry them on
+    }
     if (frame.node !== this.node) {
       const link = this.routes.get(frame.node) ?? (this.defaultRoute !== from ? this.defaultRoute : undefined);
       if (link) link.send(frame);
@@ -277,8 +281,10 @@ export class ActorSystem {
       message = decodeMessage(frame, (id, name, node) => this.ref(id, name, node), this.limits);
     } catch (error) {
       const protocolError = error instanceof ProtocolError ? error : new ProtocolError(String(error), { cause: error });
-      return void this.events.emit('protocolError', protocolError, frame);
+      this.events.emit('protocolError', protocolError, frame);
+      return this.recycle(frame, from);
     }
+    this.recycle(frame, from);
     try {
       this.validate?.(message);
     } catch (error) {
@@ -288,6 +294,13 @@ export class ActorSystem {
       return;
     }
     this.relay(this.ref(frame.to, frame.to), message);
+  }
+
+  /** Hands a decoded frame's buffers back for reuse, when the tensors made from them own copies. */
+  private recycle(frame: Frame, from?: Link): void {
+    if (!tensorsCopyBuffers() || frame.buffers.length === 0) return;
+    if (from?.recycle) from.recycle(frame.buffers);
+    else frame.buffers.forEach((b) => framePool.give(b));
   }
 
   /**

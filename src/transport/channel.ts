@@ -8,7 +8,7 @@ import type { ActorRef } from '../actor/index.js';
 import type { ActorSystem } from '../actor/system.js';
 import { describeError, type ErrorInfo, fromErrorInfo, TransportError } from '../errors.js';
 import { hostRef, type HostMessage } from '../network/host.js';
-import type { Frame } from './codec.js';
+import { type Frame, framePool, transferList } from './codec.js';
 import type { Link } from './link.js';
 
 /** What a started node needs to know, passed as `workerData` or in `AKKORDEON_NODE_CONFIG`. */
@@ -89,22 +89,41 @@ export function asFrame(value: unknown): Frame | undefined {
   const f = value as Partial<Frame>;
   if (typeof f.node !== 'string' || typeof f.to !== 'string' || typeof f.header !== 'string' || !Array.isArray(f.buffers)) return undefined;
   if (!f.buffers.every((b) => b instanceof ArrayBuffer)) return undefined;
+  if (f.returns !== undefined && !(Array.isArray(f.returns) && f.returns.every((b) => b instanceof ArrayBuffer))) return undefined;
   return f as Frame;
 }
 
-/** A link over a channel: frames are posted with their buffers transferred where possible. */
+/**
+ * A link over a channel: frames are posted with their buffers transferred where possible. Over
+ * a thread boundary (`returnBuffers`), the buffers of decoded frames ride back to the peer with
+ * the next frame ({@link Frame.returns}), so the two threads trade a fixed set of buffers.
+ */
 export class ChannelLink implements Link {
   closed = false;
+  private returns: ArrayBuffer[] = [];
 
   constructor(
     readonly description: string,
     private readonly post: (frame: Frame) => void,
     private readonly onClose: () => Promise<void> = async () => undefined,
+    private readonly returnBuffers = false,
   ) {}
 
   send(frame: Frame): void {
     if (this.closed) throw new TransportError(`${this.description} is closed; the node has exited.`);
+    if (this.returns.length > 0 && !frame.returns) {
+      frame.returns = this.returns;
+      this.returns = [];
+    }
     this.post(frame);
+  }
+
+  recycle(buffers: ArrayBuffer[]): void {
+    if (!this.returnBuffers) return buffers.forEach((b) => framePool.give(b));
+    for (const b of buffers) {
+      if (this.returns.length < 64) this.returns.push(b);
+      else framePool.give(b);
+    }
   }
 
   async close(): Promise<void> {
@@ -123,7 +142,7 @@ export async function connectNode(system: ActorSystem, node: string, kind: 'work
   let exitCode: number | undefined;
   let onExited!: (code: number) => void;
   const exited = new Promise<number>((resolve) => (onExited = resolve));
-  const link = new ChannelLink(`${channel.description} (node ${node})`, (frame) => channel.post(frame, frame.buffers), () => remote.close());
+  const link = new ChannelLink(`${channel.description} (node ${node})`, (frame) => channel.post(frame, transferList(frame)), () => remote.close(), kind === 'worker');
   let settle!: { resolve: (m: { backend: string; pid: number }) => void; reject: (e: Error) => void };
   const ready = new Promise<{ backend: string; pid: number }>((resolve, reject) => (settle = { resolve, reject }));
 

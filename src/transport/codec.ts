@@ -18,7 +18,69 @@ export interface Frame {
   header: string;
   /** Tensor data, in placeholder order. */
   buffers: ArrayBuffer[];
+  /**
+   * Buffers of earlier frames from the receiving side, handed back (transferred) for reuse once
+   * their data was copied into tensors, so that a steady stream of frames between two threads
+   * allocates no new buffers (see {@link BufferPool}).
+   */
+  returns?: ArrayBuffer[];
 }
+
+/**
+ * Free frame buffers of this thread, by exact size. Encoding takes a buffer from here instead of
+ * allocating one; buffers come back when a frame is decoded on a backend that copies tensor data
+ * on creation (wasm), directly or from the peer thread ({@link Frame.returns}). Without it, every
+ * tensor crossing a thread allocates a fresh `ArrayBuffer`, and their churn drives V8 into
+ * frequent full garbage collections.
+ */
+export class BufferPool {
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  private held = 0;
+
+  /**
+   * @param maxBytes most bytes kept (default 64 MiB); more are left to the garbage collector.
+   * @param maxPerSize most buffers kept of one size (default 16).
+   * @param minBytes smallest buffer worth keeping (default 4 KiB).
+   */
+  constructor(
+    readonly maxBytes = 64 * 2 ** 20,
+    readonly maxPerSize = 16,
+    readonly minBytes = 4096,
+  ) {}
+
+  /** Bytes currently kept. */
+  get bytes(): number {
+    return this.held;
+  }
+
+  /** A buffer of exactly `byteLength` bytes (contents undefined): a kept one, else a new one. */
+  take(byteLength: number): ArrayBuffer {
+    const buffer = this.free.get(byteLength)?.pop();
+    if (!buffer) return new ArrayBuffer(byteLength);
+    this.held -= byteLength;
+    return buffer;
+  }
+
+  /** Keeps `buffer` for reuse when it is worth keeping and there is room; detached buffers are ignored. */
+  give(buffer: ArrayBuffer): void {
+    const n = buffer.byteLength;
+    if (n < this.minBytes || this.held + n > this.maxBytes || !(buffer instanceof ArrayBuffer)) return;
+    let list = this.free.get(n);
+    if (!list) this.free.set(n, (list = []));
+    if (list.length >= this.maxPerSize) return;
+    list.push(buffer);
+    this.held += n;
+  }
+}
+
+/** This thread's frame buffers (each worker thread has its own module instance). */
+export const framePool = new BufferPool();
+
+/** Whether tensors created from a buffer copy it (so the buffer may be reused at once). */
+export const tensorsCopyBuffers = (): boolean => tf.getBackend() === 'wasm';
+
+/** The buffers a frame moves to the receiver when posted to a thread. */
+export const transferList = (frame: Frame): ArrayBuffer[] => (frame.returns ? [...frame.buffers, ...frame.returns] : frame.buffers);
 
 /** Limits that a decoded frame must respect. */
 export interface CodecLimits {
@@ -48,8 +110,7 @@ export function encodeMessage(message: Message, target: ActorRef): { frame: Fram
     if (value === undefined) return undefined;
     if (value instanceof tf.Tensor) {
       if (!(value.dtype in DTYPES)) throw new InvalidArgumentError(`${path}: tensors of dtype ${value.dtype} cannot cross nodes; use float32, int32 or bool.`);
-      const data = value.dataSync() as Float32Array | Int32Array | Uint8Array;
-      buffers.push(ownBuffer(data));
+      buffers.push(tensorBuffer(value));
       tensors.push(value);
       return { $tensor: buffers.length - 1, dtype: value.dtype, shape: value.shape };
     }
@@ -64,6 +125,31 @@ export function encodeMessage(message: Message, target: ActorRef): { frame: Fram
   };
   const header = JSON.stringify(walk(message, message.type));
   return { frame: { node: target.node, to: target.id, header, buffers }, tensors };
+}
+
+interface WasmBackendInternals {
+  dataIdMap?: { get(dataId: object): { memoryOffset?: number | null } | undefined };
+  wasm?: { HEAPU8: Uint8Array };
+}
+
+/**
+ * The bytes of a tensor in a buffer the frame owns. On wasm they are copied straight from the
+ * heap into a pooled buffer; elsewhere (or if the backend's layout is not the expected one)
+ * through `dataSync()`.
+ */
+function tensorBuffer(t: tf.Tensor): ArrayBuffer {
+  const bytes = t.size * (DTYPES[t.dtype as WireDtype] as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT;
+  if (bytes >= framePool.minBytes && tf.getBackend() === 'wasm') {
+    const backend = tf.engine().backend as unknown as WasmBackendInternals;
+    const offset = backend.dataIdMap?.get(t.dataId)?.memoryOffset;
+    const heap = backend.wasm?.HEAPU8;
+    if (typeof offset === 'number' && heap && offset + bytes <= heap.byteLength) {
+      const buffer = framePool.take(bytes);
+      new Uint8Array(buffer).set(heap.subarray(offset, offset + bytes));
+      return buffer;
+    }
+  }
+  return ownBuffer(t.dataSync() as Float32Array | Int32Array | Uint8Array);
 }
 
 /**
@@ -185,8 +271,9 @@ export function bytesToFrame(bytes: Uint8Array, limits: CodecLimits = DEFAULT_LI
   let offset = align(8 + length);
   const buffers = envelope.lengths.map((n) => {
     if (!Number.isInteger(n) || n < 0 || offset + n > bytes.byteLength) throw new ProtocolError('Frame buffers are truncated.');
-    // Uint8Array's slice copies; a Node Buffer's `slice` would return a view of its shared pool.
-    const copy = Uint8Array.prototype.slice.call(bytes, offset, offset + n).buffer;
+    // A copy (a view into `bytes` could not be transferred), into a pooled buffer.
+    const copy = framePool.take(n);
+    new Uint8Array(copy).set(bytes.subarray(offset, offset + n));
     offset += align(n);
     return copy;
   });

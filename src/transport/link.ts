@@ -13,6 +13,11 @@ export interface Link {
    * @throws TransportError when the link is closed.
    */
   send(frame: Frame): void;
+  /**
+   * Takes back the buffers of a frame that arrived over this link, once decoded, to reuse them:
+   * a link between threads hands them back to the sender with its next frame. Optional.
+   */
+  recycle?(buffers: ArrayBuffer[]): void;
   /** Closes the link; idempotent. */
   close(): Promise<void>;
 }

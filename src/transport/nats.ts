@@ -11,7 +11,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { EventEmitter } from 'eventemitter3';
 import type { ActorSystem } from '../actor/system.js';
 import { describeError, InvalidArgumentError, ProtocolError, TransportError } from '../errors.js';
-import { bytesToFrame, type CodecLimits, DEFAULT_LIMITS, type Frame, frameToBytes } from './codec.js';
+import { bytesToFrame, type CodecLimits, DEFAULT_LIMITS, type Frame, framePool, frameToBytes } from './codec.js';
 import { Chunker, isChunk, Reassembler } from './chunk.js';
 import type { Link } from './link.js';
 import { PeerTable } from './peers.js';
@@ -155,6 +155,7 @@ export class NatsNode implements Link {
     if (!SUBJECT_TOKEN.test(frame.node)) throw new TransportError(`Node id '${frame.node.slice(0, 64)}' is not a NATS subject token; frame not sent.`);
     if (this.peers.isDown(frame.node)) throw new TransportError(`Node ${frame.node} is down (it left or missed its heartbeats); frame for ${frame.to} not sent.`);
     const bytes = frameToBytes(frame);
+    frame.buffers.forEach((b) => framePool.give(b)); // copied into `bytes`
     if (!this.connected) {
       if (this.bufferedBytes + bytes.byteLength > (this.options.maxBufferedBytes ?? 256 * 2 ** 20)) {
         throw new TransportError(`${this.description} is disconnected and has buffered ${this.bufferedBytes} bytes; frame for ${frame.to} dropped.`);

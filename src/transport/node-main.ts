@@ -12,7 +12,7 @@ import { describeError, toErrorInfo } from '../errors.js';
 import { Host, HOST_ID } from '../network/host.js';
 import { answerInvalid, protocolValidator } from '../schema.js';
 import { asFrame, ChannelLink, type ControlMessage, type NodeConfig } from './channel.js';
-import type { Frame } from './codec.js';
+import { type Frame, transferList } from './codec.js';
 
 /** Posts to the parent; `sent` runs once the message has left (a child's IPC is asynchronous). */
 type Post = (message: Frame | ControlMessage, transfer?: ArrayBuffer[], sent?: () => void) => void;
@@ -43,7 +43,7 @@ function channel(): { config: NodeConfig; post: Post; listen: (handler: (message
 const { config, post, listen } = channel();
 // A child process checks every message from its parent; a worker thread shares its parent's process.
 const system = new ActorSystem({ node: config.node, name: config.name, validate: isMainThread ? protocolValidator() : undefined });
-const link = new ChannelLink(`parent ${config.parent}`, (frame) => post(frame, frame.buffers));
+const link = new ChannelLink(`parent ${config.parent}`, (frame) => post(frame, transferList(frame)), undefined, !isMainThread);
 let closing = false;
 
 function shutdown(code: number): void {
