@@ -144,11 +144,11 @@ describe('auto placement', () => {
 
   test('splits the MNIST MLP first gate between a worker and the main thread on 2 cores, the rest next to the sentinels', () => {
     const context = { gates: mnistMlp(), inputShape: [784], backend: 'wasm', portable: true };
-    expect(resolvePlacement('auto', { ...context, cores: 2 })).toEqual([{ kind: 'main', shards: [{ kind: 'worker', group: 'auto-0', units: 384 }] }, { kind: 'main' }, { kind: 'main' }]);
+    expect(resolvePlacement('auto', { ...context, cores: 2 })).toEqual([{ kind: 'main', shards: [{ kind: 'worker', group: 'auto-0', units: 452 }] }, { kind: 'main' }, { kind: 'main' }]);
     expect(resolvePlacement('auto', { ...context, cores: 1 }).every((p) => p.kind === 'main')).toBe(true);
     expect(resolvePlacement('auto', { ...context, cores: 8, backend: 'tensorflow' }).every((p) => p.kind === 'main')).toBe(true);
     expect(resolvePlacement('auto', { ...context, cores: 8, portable: false }).every((p) => p.kind === 'main')).toBe(true);
-    expect(resolvePlacement('auto', { ...context, cores: 8 }).map((p) => [p.kind, p.shards?.length ?? 0])).toEqual([['worker', 5], ['main', 2], ['main', 0]]);
+    expect(resolvePlacement('auto', { ...context, cores: 8 }).map((p) => [p.kind, p.shards?.length ?? 0])).toEqual([['worker', 4], ['main', 2], ['main', 0]]);
   });
 
   test('Network.create defaults to auto placement', async () => {

@@ -159,12 +159,13 @@ describe('placement specs with shards', () => {
   });
 
   test('auto placement splits the dominant gate at the balance point', () => {
-    // Gate 0 holds 80% of the cost: on 2 places the cut falls at 5/8 of it.
-    expect(balancedPlacement([8, 1, 1], [512, 256, 10], 2)).toEqual([{ kind: 'main', shards: [{ kind: 'worker', group: 'auto-0', units: 320 }] }, { kind: 'main' }, { kind: 'main' }]);
+    // Gate 0 holds 80% of the cost: with equal shares the cut falls at 5/8 of it, with the main thread's 0.7 share at 10/1.7 of 8.
+    expect(balancedPlacement([8, 1, 1], [512, 256, 10], 2, 1)).toEqual([{ kind: 'main', shards: [{ kind: 'worker', group: 'auto-0', units: 320 }] }, { kind: 'main' }, { kind: 'main' }]);
+    expect(balancedPlacement([8, 1, 1], [512, 256, 10], 2)).toEqual([{ kind: 'main', shards: [{ kind: 'worker', group: 'auto-0', units: 376 }] }, { kind: 'main' }, { kind: 'main' }]);
     // Nothing divisible: the contiguous partition, as before.
     expect(balancedPlacement([8, 1, 1], [undefined, undefined, undefined], 2)).toEqual([{ kind: 'worker', group: 'auto-0' }, { kind: 'main' }, { kind: 'main' }]);
     // A cut at a gate boundary splits nothing.
-    expect(balancedPlacement([1, 1], [4, 4], 2)).toEqual([{ kind: 'worker', group: 'auto-0' }, { kind: 'main' }]);
+    expect(balancedPlacement([1, 1], [4, 4], 2, 1)).toEqual([{ kind: 'worker', group: 'auto-0' }, { kind: 'main' }]);
     const mlp = resolvePlacement('auto', { gates: mnistMlp(), inputShape: [784], backend: 'wasm', portable: true, cores: 2 });
     expect(mlp[0]).toMatchObject({ kind: 'main', shards: [{ kind: 'worker', group: 'auto-0' }] });
     expect(mlp.slice(1)).toEqual([{ kind: 'main' }, { kind: 'main' }]);
