@@ -3,8 +3,9 @@
  * `nats-server` on a free port; the `npm run network` app hosts the MNIST MLP in child
  * processes (DC-ASGD, learning rate 0.02, momentum 0.9, no decay, as the other rows); the
  * training and test sentinels run in this process and attach with `attachRemote`. Two splits
- * are probed briefly (all gates in one process; gate 0 in one and gates 1-2 in another) and the
- * faster is measured over the whole epoch on fresh processes. Only the epoch is timed, not the
+ * are probed briefly (all gates in one process with `--threads 2`, which splits gate 0 by units
+ * with a worker thread; gate 0 in one process and gates 1-2 in another) and the faster is
+ * measured over the whole epoch on fresh processes. Only the epoch is timed, not the
  * start-up or the discovery; CPU time counts this process, the network processes and the server.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -18,8 +19,8 @@ import { processCpuSeconds, type Started, startHosts, startNats } from './proces
 
 /** The splits of the 3 gates over network processes that are probed. */
 const SPLITS = [
-  { label: 'one process (gates 0-2)', ranges: ['0-2'] },
-  { label: 'two processes (gate 0 | gates 1-2)', ranges: ['0-0', '1-2'] },
+  { label: 'one process, 2 threads (gate 0 split by units)', ranges: ['0-2'], threads: 2 },
+  { label: 'two processes (gate 0 | gates 1-2)', ranges: ['0-0', '1-2'], threads: 1 },
 ];
 /** Batches of the probe that picks the faster split (after the warm-up). */
 const PROBE_BATCHES = 80;
@@ -31,9 +32,9 @@ interface Session {
   close(): Promise<void>;
 }
 
-async function openSession(url: string, network: string, ranges: string[], backend: string): Promise<Session> {
+async function openSession(url: string, network: string, split: (typeof SPLITS)[number], backend: string): Promise<Session> {
   const { learningRate, momentum } = OPTIMIZER as { learningRate: number; momentum: number };
-  const hosts: Started[] = await startHosts(url, network, ranges, backend, learningRate, momentum);
+  const hosts: Started[] = await startHosts(url, network, split.ranges, backend, learningRate, momentum, split.threads);
   const system = new ActorSystem({ name: 'bench', validate: protocolValidator() });
   const nats = await connectNats(system, { servers: url, namespace: network, name: 'bench sentinel' }).catch(async (error: unknown) => {
     await Promise.all(hosts.map((h) => h.stop()));
@@ -62,8 +63,8 @@ async function run(session: Session, sentinel: Sentinel, serverPid: number) {
 }
 
 /** Samples/s of `batches` training batches on the split, after the warm-up. */
-async function probe(data: BenchData, url: string, serverPid: number, network: string, ranges: string[], backend: string): Promise<number> {
-  const session = await openSession(url, network, ranges, backend);
+async function probe(data: BenchData, url: string, serverPid: number, network: string, split: (typeof SPLITS)[number], backend: string): Promise<number> {
+  const session = await openSession(url, network, split, backend);
   try {
     if (data.warmupBatches > 0) await run(session, trainSentinel(trainProvider(data, data.warmupBatches * data.batchSize), data.batchSize), serverPid);
     const { summary, seconds } = await run(session, trainSentinel(trainProvider(data, PROBE_BATCHES * data.batchSize), data.batchSize), serverPid);
@@ -84,11 +85,11 @@ export const natsCompetitor: Competitor = {
     let figures: Omit<BenchResult, 'leakedTensors'>;
     try {
       const rates: number[] = [];
-      for (const [i, split] of SPLITS.entries()) rates.push(await probe(data, server.url, server.pid, `bench-${process.pid}-probe${i}`, split.ranges, backend));
+      for (const [i, split] of SPLITS.entries()) rates.push(await probe(data, server.url, server.pid, `bench-${process.pid}-probe${i}`, split, backend));
       const best = rates.indexOf(Math.max(...rates));
       const split = SPLITS[best] as (typeof SPLITS)[number];
 
-      const session = await openSession(server.url, `bench-${process.pid}`, split.ranges, backend);
+      const session = await openSession(server.url, `bench-${process.pid}`, split, backend);
       try {
         if (data.warmupBatches > 0) await run(session, trainSentinel(trainProvider(data, data.warmupBatches * data.batchSize), data.batchSize), server.pid);
         const { summary, seconds, cpuSeconds } = await run(session, trainSentinel(trainProvider(data), data.batchSize, epochs), server.pid);

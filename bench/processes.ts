@@ -63,13 +63,14 @@ export async function startNats(): Promise<Started & { url: string }> {
 
 /**
  * Starts one `npm run network` process per gate range (e.g. `['0-0', '1-2']`) for `network` on
- * the server at `url`, with DC-ASGD at a constant learning rate `lr` and momentum `momentum`;
+ * the server at `url`, with DC-ASGD at a constant learning rate `lr` and momentum `momentum`,
+ * each using `threads` threads (`--threads`);
  * resolves once every process has wired its gates. On failure the processes started are stopped.
  * @throws Error with the app's output when a process exits or is not wired within 60 s.
  */
-export async function startHosts(url: string, network: string, ranges: string[], backend: string, lr: number, momentum: number): Promise<Started[]> {
+export async function startHosts(url: string, network: string, ranges: string[], backend: string, lr: number, momentum: number, threads = 1): Promise<Started[]> {
   const apps: App[] = ranges.map((range) =>
-    startApp(ROOT, 'network.ts', ['--name', network, '--model', 'mlp', '--gates', range, '--nats', url, '--backend', backend, '--lr', String(lr), '--momentum', String(momentum)]),
+    startApp(ROOT, 'network.ts', ['--name', network, '--model', 'mlp', '--gates', range, '--nats', url, '--backend', backend, '--lr', String(lr), '--momentum', String(momentum), '--threads', String(threads)]),
   );
   const started = apps.map((app) => ({ pid: app.child.pid as number, stop: () => terminate(app.child) }));
   let timer: NodeJS.Timeout | undefined;

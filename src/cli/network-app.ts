@@ -6,11 +6,12 @@
  *
  *   npm run network -- --name mnist --model mlp --gates 0-2 --nats nats://127.0.0.1:4222
  *     [--token T | --user U --pass P] [--tls-ca F --tls-cert F --tls-key F] [--backend wasm]
- *     [--lr 0.02] [--momentum 0.9] [--decay-steps N [--warmup N]] [--seed 1]
+ *     [--lr 0.02] [--momentum 0.9] [--decay-steps N [--warmup N]] [--seed 1] [--threads 1|N|auto]
  *
  * Environment: `AKKORDEON_NATS` (URL), `AKKORDEON_NATS_TOKEN`, `AKKORDEON_NATS_USER`,
  * `AKKORDEON_NATS_PASS` stand in for the flags (keeps secrets off the process list).
  */
+import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError as CommanderArgumentError } from 'commander';
 import { ActorSystem } from '../actor/index.js';
 import { initBackend } from '../backend.js';
@@ -108,6 +109,13 @@ interface NetworkArgs extends NatsFlags {
   decaySteps?: number;
   warmup?: number;
   seed: number;
+  threads: number;
+}
+
+/** Parses `--threads N` or `--threads auto` (one per core). */
+function threadCount(value: string): number {
+  if (value === 'auto') return availableParallelism();
+  return positiveInt('--threads')(value);
 }
 
 /** Parses `--gates a-b` (or `a`) into a range. */
@@ -134,7 +142,8 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
       .option('--momentum <m>', 'momentum of DC-ASGD', nonNegative('--momentum'), 0.9)
       .option('--decay-steps <n>', 'decay the learning rate to 0 along a cosine over this many updates per gate', positiveInt('--decay-steps'))
       .option('--warmup <n>', 'warm the learning rate up over this many updates (with --decay-steps)', positiveInt('--warmup'))
-      .option('--seed <n>', 'seed of the initial weights and dropout', positiveInt('--seed'), 1),
+      .option('--seed <n>', 'seed of the initial weights and dropout', positiveInt('--seed'), 1)
+      .option('--threads <n|auto>', 'threads for the hosted gates: worker threads take shards of the Dense gates (auto: one per core)', threadCount, 1),
   )
     .showHelpAfterError()
     .parse(argv);
@@ -153,7 +162,7 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
   system.spawn(() => new Host(backend), { id: HOST_ID, name: 'host' });
   let hosted;
   try {
-    hosted = hostGates(nats, { model: args.model, from, to, optimizer, seed: args.seed, log });
+    hosted = await hostGates(nats, { model: args.model, from, to, optimizer, seed: args.seed, threads: args.threads, log });
   } catch (error) {
     await nats.close();
     throw error;
@@ -162,7 +171,10 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
   const last = hosted.gates.at(-1)?.index;
   const lr = typeof learningRate === 'number' ? `${learningRate}` : `${args.lr} (cosine over ${args.decaySteps} updates)`;
   log(`network ${args.name}: hosting gates ${first}-${last} of ${hosted.total} (${args.model}, DC-ASGD lr ${lr}, momentum ${args.momentum}) on node ${system.node}, backend ${backend}, NATS ${nats.servers.join(',')}`);
-  for (const { index, ref, gate } of hosted.gates) log(`  gate ${index} ${gate.name}: [${gate.module.inputShape}] -> [${gate.module.outputShape}] (${ref.id})`);
+  for (const { index, ref, gate, inputShape, outputShape, shards } of hosted.gates) {
+    const split = shards.length > 0 ? `, ${shards.map((s) => `${s.units} units in worker thread ${s.ref.node}`).join(', ')}` : '';
+    log(`  gate ${index} ${gate.name}: [${inputShape}] -> [${outputShape}] (${ref.id}${split})`);
+  }
   const stop = await onStopSignal(options.signal).stopped;
   log(`network ${args.name}: stopping (${stop})`);
   await hosted.close();

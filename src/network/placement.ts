@@ -274,6 +274,8 @@ export interface Deployment {
   shards: Map<number, ShardInfo[]>;
   /** Initial weights of each split gate, whole (as one unsplit layer would start), by gate index. */
   initialWeights: Map<number, NamedTensor[]>;
+  /** The gate objects of the gates spawned on the main thread (their own part, for a split gate), by gate index. */
+  local: Map<number, Gate>;
 }
 
 /**
@@ -317,6 +319,7 @@ export async function deployGates(system: ActorSystem, plans: GatePlan[], inputS
   const gateNodes = new Map<string, string[]>();
   const shards = new Map<number, ShardInfo[]>();
   const initialWeights = new Map<number, NamedTensor[]>();
+  const local = new Map<number, Gate>();
 
   /** Spawns one gate at `place`; returns its ref and per-sample output shape. */
   const spawnAt = async (place: Place, fallback: string, config: GateConfig, optimizer: Optimizer | OptimizerSpec, layers?: tf.layers.Layer[]) => {
@@ -325,14 +328,14 @@ export async function deployGates(system: ActorSystem, plans: GatePlan[], inputS
       const gate = new Gate({ name: config.name, layers: layers ?? config.layers.map(createLayer), inputShape: config.inputShape, optimizer: optimizer instanceof Optimizer ? optimizer : createOptimizer(optimizer), seed: config.seed, checkFinite: config.checkFinite });
       const ref = system.spawn(() => gate, { name: gate.name, supervision: 'resume' });
       spawned.push(ref);
-      return { ref, outputShape: gate.module.outputShape };
+      return { ref, outputShape: gate.module.outputShape, gate };
     }
     const node = byKey.get(key) as RemoteNode;
     const reply = await system.ask<HostReply, HostMessage>(node.host, (replyTo) => ({ type: 'host.spawnGate', config, replyTo }), options.askTimeoutMs ?? 60_000);
     if (reply.type !== 'host.gateSpawned') throw reply.type === 'host.failed' ? fromErrorInfo(reply.error) : new TransportError(`Unexpected reply '${reply.type}' from ${node.host.name}.`);
     spawned.push(reply.gate);
     gateNodes.set(node.node, [...(gateNodes.get(node.node) ?? []), config.name]);
-    return { ref: reply.gate, outputShape: reply.outputShape };
+    return { ref: reply.gate, outputShape: reply.outputShape, gate: undefined };
   };
 
   try {
@@ -342,7 +345,8 @@ export async function deployGates(system: ActorSystem, plans: GatePlan[], inputS
       const spec = specs[i] as PlacementSpec;
       const config: GateConfig = { name: plan.name, layers: plan.layers.map(layerConfig), inputShape: shape, optimizer: (plan.spec ?? plan.optimizer) as OptimizerSpec, seed: plan.seed, checkFinite: plan.checkFinite };
       if (!spec.shards) {
-        const { ref, outputShape } = await spawnAt(spec, `gate-${i}`, config, plan.optimizer, plan.layers);
+        const { ref, outputShape, gate } = await spawnAt(spec, `gate-${i}`, config, plan.optimizer, plan.layers);
+        if (gate) local.set(i, gate);
         gates.push(ref);
         shape = outputShape;
         continue;
@@ -357,14 +361,15 @@ export async function deployGates(system: ActorSystem, plans: GatePlan[], inputS
         infos.push({ ref, units: shard.units });
       }
       const ownUnits = total - spec.shards.reduce((n, s) => n + s.units, 0);
-      const { ref, outputShape } = await spawnAt(spec, `gate-${i}`, { ...config, layers: [withUnits(ownUnits, '')] }, plan.spec as OptimizerSpec);
+      const { ref, outputShape, gate } = await spawnAt(spec, `gate-${i}`, { ...config, layers: [withUnits(ownUnits, '')] }, plan.spec as OptimizerSpec);
+      if (gate) local.set(i, gate);
       infos.forEach((info, j) => info.ref.tell({ type: 'gate.connect', primary: { ref, index: j, needDx: i > 0 } }));
       gates.push(ref);
       shards.set(i, infos);
       initialWeights.set(i, initialWeightsOf(whole, shape));
       shape = [...outputShape.slice(0, -1), total];
     }
-    return { gates, outputShape: shape, nodes, gateNodes, shards, initialWeights };
+    return { gates, outputShape: shape, nodes, gateNodes, shards, initialWeights, local };
   } catch (error) {
     spawned.forEach((gate) => system.stop(gate));
     initialWeights.forEach((weights) => weights.forEach((w) => w.tensor.dispose()));

@@ -9,11 +9,12 @@ import type { Subscription } from '@nats-io/transport-node';
 import type * as tf from '@tensorflow/tfjs';
 import { EventEmitter } from 'eventemitter3';
 import type { ActorRef } from '../actor/index.js';
-import { describeError, InvalidArgumentError } from '../errors.js';
+import { describeError, fromErrorInfo, InvalidArgumentError } from '../errors.js';
 import { Gate } from '../gate/index.js';
 import { mnistModel, type MnistModelName } from '../models/index.js';
 import { createOptimizer, type OptimizerSpec } from '../optim/index.js';
-import type { GateDetached, GateMessage } from '../protocol.js';
+import { balancedPlacement, deployGates, gateCosts, type PlacementSpec, shardableUnits } from './placement.js';
+import type { GateDetached, GateMessage, GateStateSet, ShardInfo } from '../protocol.js';
 import type { NatsNode } from '../transport/nats.js';
 import { announceSubject, type DiscoveredGate, discoverNetwork, parseSlice, type RegistrySlice, serveRegistry } from './discovery.js';
 
@@ -34,6 +35,12 @@ export interface HostGatesOptions {
   checkFinite?: boolean;
   /** How often wiring asks the registry for missing neighbours, ms. Default 500. */
   retryMs?: number;
+  /**
+   * Threads of this process the hosted gates use: the main thread plus `threads − 1` worker
+   * threads, which compute shards of the hosted Dense gates (split by output units where the
+   * balanced cut falls, as `balancedPlacement` does for `Network.create`). Default 1 (main only).
+   */
+  threads?: number;
   /** Where log lines go; default `console.log`. */
   log?: (line: string) => void;
 }
@@ -42,7 +49,13 @@ export interface HostGatesOptions {
 export interface HostedGate {
   index: number;
   ref: ActorRef<GateMessage>;
+  /** The gate object (for a split gate, its main-thread part). */
   gate: Gate;
+  /** Per-sample input and output shapes of the whole gate. */
+  inputShape: number[];
+  outputShape: number[];
+  /** Its shards in worker threads, when it is split. */
+  shards: ShardInfo[];
 }
 
 /** Events of {@link HostedGates}. */
@@ -85,7 +98,7 @@ function chainShapes(specs: { layers: tf.layers.Layer[] }[], inputShape: number[
  * `nats.namespace`, and wires them to the other slices as those appear.
  * @throws InvalidArgumentError for a gate range outside the model.
  */
-export function hostGates(nats: NatsNode, options: HostGatesOptions): HostedGates {
+export async function hostGates(nats: NatsNode, options: HostGatesOptions): Promise<HostedGates> {
   const { system, namespace: network } = nats;
   const log = options.log ?? ((line: string) => console.log(line));
   const seed = options.seed ?? 1;
@@ -96,19 +109,44 @@ export function hostGates(nats: NatsNode, options: HostGatesOptions): HostedGate
   if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from <= to && to < total)) {
     throw new InvalidArgumentError(`Gates ${from}-${to} are not in model '${options.model}', which has gates 0-${total - 1}.`);
   }
+  const threads = options.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) throw new InvalidArgumentError(`threads must be a positive integer, got ${threads}.`);
   const shapes = chainShapes(specs, [784]);
-  const gates: HostedGate[] = [];
-  for (let index = from; index <= to; index++) {
-    const spec = specs[index] as (typeof specs)[number];
-    const gate = new Gate({
-      name: spec.name ?? `gate-${index}`,
-      layers: spec.layers,
-      inputShape: shapes[index] as number[],
-      optimizer: createOptimizer(options.optimizer ?? DEFAULT_REMOTE_OPTIMIZER),
-      seed: seed + index,
-      checkFinite: options.checkFinite,
-    });
-    gates.push({ index, gate, ref: system.spawn<GateMessage>(() => gate, { name: gate.name, supervision: 'resume' }) });
+  const optimizer = options.optimizer ?? DEFAULT_REMOTE_OPTIMIZER;
+  const hosted = specs.slice(from, to + 1);
+  // Worker threads only take shards: every gate itself stays on this thread, next to the NATS link.
+  const placement: PlacementSpec[] =
+    threads > 1 ? balancedPlacement(gateCosts(hosted, shapes[from] as number[]), hosted.map((g) => shardableUnits(g.layers)), threads).map((p) => (p.shards ? { kind: 'main', shards: p.shards } : { kind: 'main' })) : hosted.map(() => ({ kind: 'main' }));
+  const plans = hosted.map((spec, i) => ({
+    name: spec.name ?? `gate-${from + i}`,
+    layers: spec.layers,
+    optimizer: createOptimizer(optimizer),
+    spec: optimizer,
+    seed: seed + from + i,
+    checkFinite: options.checkFinite,
+  }));
+  const deployment = await deployGates(system, plans, shapes[from] as number[], placement);
+  const gates: HostedGate[] = deployment.gates.map((ref, i) => ({
+    index: from + i,
+    ref,
+    gate: deployment.local.get(i) as Gate,
+    inputShape: shapes[from + i] as number[],
+    outputShape: shapes[from + i + 1] as number[],
+    shards: deployment.shards.get(i) ?? [],
+  }));
+  try {
+    for (const [i, weights] of deployment.initialWeights) {
+      deployment.initialWeights.delete(i);
+      const gate = gates[i] as HostedGate;
+      gate.ref.tell({ type: 'gate.connect', shards: gate.shards });
+      const reply = await system.ask<GateStateSet, GateMessage>(gate.ref, (replyTo) => ({ type: 'gate.setState', weights, replyTo }), 60_000);
+      if (reply.error) throw fromErrorInfo(reply.error);
+    }
+  } catch (error) {
+    deployment.initialWeights.forEach((weights) => weights.forEach((w) => w.tensor.dispose()));
+    gates.forEach(({ ref, shards }) => [ref, ...shards.map((s) => s.ref)].forEach((r) => system.stop(r)));
+    await Promise.all(deployment.nodes.map((n) => n.close()));
+    throw error;
   }
   const events = new EventEmitter<HostedGatesEvents>();
   const neighbours: { previous?: DiscoveredGate; next?: DiscoveredGate } = {};
@@ -124,14 +162,14 @@ export function hostGates(nats: NatsNode, options: HostGatesOptions): HostedGate
     total,
     wired,
     model: options.model,
-    gates: gates.map(({ index, ref, gate }) => ({ index, id: ref.id, name: ref.name, inputShape: gate.module.inputShape, outputShape: gate.module.outputShape })),
+    gates: gates.map(({ index, ref, inputShape, outputShape }) => ({ index, id: ref.id, name: ref.name, inputShape, outputShape })),
   });
   const remote = (g?: DiscoveredGate) => (g ? system.ref<GateMessage>(g.id, g.name, g.node) : undefined);
   const apply = () => {
-    gates.forEach(({ ref }, i) => {
+    gates.forEach(({ ref, shards }, i) => {
       const previous = i > 0 ? gates[i - 1]?.ref : remote(neighbours.previous);
       const next = i < gates.length - 1 ? gates[i + 1]?.ref : remote(neighbours.next);
-      ref.tell({ type: 'gate.connect', previous, next });
+      ref.tell({ type: 'gate.connect', previous, next, shards });
     });
     const now = (from === 0 || neighbours.previous !== undefined) && (to === total - 1 || neighbours.next !== undefined);
     if (now && !wired) {
@@ -244,7 +282,8 @@ export function hostGates(nats: NatsNode, options: HostGatesOptions): HostedGate
       nats.events.off('peerDown', onPeerDown);
       system.events.off('nodeDown', onNodeDown);
       await Promise.allSettled([...detaching]);
-      gates.forEach(({ ref }) => system.stop(ref));
+      gates.forEach(({ ref, shards }) => [ref, ...shards.map((shard) => shard.ref)].forEach((r) => system.stop(r)));
+      await Promise.all(deployment.nodes.map((node) => node.close()));
     },
   };
 }

@@ -223,33 +223,108 @@ function tensorFrom(v: Record<string, unknown>, buffers: ArrayBuffer[], limits: 
   return t;
 }
 
-const MAGIC = 0x414b4b31; // "AKK1"
+const MAGIC = 0x414b4b32; // "AKK2"
+
+/** Buffer encodings in serialised frames. */
+const RAW = 0;
+/** Zero words elided: a bitmap of the non-zero 32-bit words, then those words. */
+const SPARSE = 1;
 
 /**
- * Serialises a frame to bytes: magic, envelope length, envelope JSON (node, to, header, buffer
- * lengths), then the buffers, 8-byte aligned.
+ * Encodes a buffer of 32-bit words (float32 or int32 data) without its zero words when at least
+ * a quarter of them are zero: a bitmap (bit i set: word i is not zero) followed by the non-zero
+ * words. ReLU activations, their gradients and images with a blank background are largely zero,
+ * so this often shrinks a tensor on the wire severalfold for one pass over it. Bit patterns are
+ * kept exactly (−0 and NaN payloads included). Returns undefined when it would not pay.
+ */
+export function sparseEncode(buffer: ArrayBuffer): Uint8Array | undefined {
+  if (buffer.byteLength % 4 !== 0 || buffer.byteLength < 1024) return undefined;
+  const words = new Uint32Array(buffer);
+  const n = words.length;
+  let nonZero = 0;
+  for (let i = 0; i < n; i++) if (words[i] !== 0) nonZero++;
+  const bitmapBytes = Math.ceil(n / 32) * 4;
+  const size = bitmapBytes + nonZero * 4;
+  if (size > buffer.byteLength * 0.75) return undefined;
+  const out = new Uint8Array(size);
+  const bitmap = new Uint32Array(out.buffer, 0, bitmapBytes / 4);
+  const packed = new Uint32Array(out.buffer, bitmapBytes, nonZero);
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    const w = words[i] as number;
+    if (w === 0) continue;
+    bitmap[i >>> 5] = (bitmap[i >>> 5] as number) | (1 << (i & 31));
+    packed[k++] = w;
+  }
+  return out;
+}
+
+/**
+ * Decodes {@link sparseEncode}'s output of a `rawBytes`-byte buffer into `into`.
+ * @throws ProtocolError when the encoded bytes do not fit `rawBytes`.
+ */
+export function sparseDecode(encoded: Uint8Array, rawBytes: number, into: ArrayBuffer): void {
+  const n = rawBytes / 4;
+  const bitmapBytes = Math.ceil(n / 32) * 4;
+  if (!Number.isInteger(n) || encoded.byteLength < bitmapBytes || (encoded.byteLength - bitmapBytes) % 4 !== 0 || into.byteLength !== rawBytes) {
+    throw new ProtocolError(`A sparse buffer of ${encoded.byteLength} bytes cannot hold ${rawBytes} bytes of data.`);
+  }
+  // Copy out of `encoded` first: it may sit at any alignment inside the received bytes.
+  const aligned = new Uint32Array(encoded.byteLength / 4);
+  new Uint8Array(aligned.buffer).set(encoded);
+  const bitmap = aligned.subarray(0, bitmapBytes / 4);
+  const packed = aligned.subarray(bitmapBytes / 4);
+  const words = new Uint32Array(into);
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    if (((bitmap[i >>> 5] as number) >>> (i & 31)) & 1) {
+      if (k >= packed.length) throw new ProtocolError('A sparse buffer has fewer words than its bitmap marks.');
+      words[i] = packed[k++] as number;
+    } else {
+      words[i] = 0;
+    }
+  }
+  if (k !== packed.length) throw new ProtocolError('A sparse buffer has more words than its bitmap marks.');
+}
+
+/**
+ * Serialises a frame to bytes: magic, envelope length, envelope JSON (node, to, header, and per
+ * buffer its encoded length, raw length and encoding), then the buffers, 8-byte aligned. Buffers
+ * with many zero words travel sparse ({@link sparseEncode}).
  */
 export function frameToBytes(frame: Frame): Uint8Array {
-  const envelope = new TextEncoder().encode(JSON.stringify({ node: frame.node, to: frame.to, header: frame.header, lengths: frame.buffers.map((b) => b.byteLength) }));
+  const encoded = frame.buffers.map((b) => sparseEncode(b));
+  const parts = frame.buffers.map((b, i) => encoded[i] ?? new Uint8Array(b));
+  const envelope = new TextEncoder().encode(
+    JSON.stringify({
+      node: frame.node,
+      to: frame.to,
+      header: frame.header,
+      lengths: parts.map((p) => p.byteLength),
+      raw: frame.buffers.map((b) => b.byteLength),
+      encodings: encoded.map((e) => (e ? SPARSE : RAW)),
+    }),
+  );
   const align = (n: number) => Math.ceil(n / 8) * 8;
   let size = align(8 + envelope.byteLength);
-  for (const b of frame.buffers) size += align(b.byteLength);
+  for (const p of parts) size += align(p.byteLength);
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
   view.setUint32(0, MAGIC);
   view.setUint32(4, envelope.byteLength);
   bytes.set(envelope, 8);
   let offset = align(8 + envelope.byteLength);
-  for (const b of frame.buffers) {
-    bytes.set(new Uint8Array(b), offset);
-    offset += align(b.byteLength);
+  for (const p of parts) {
+    bytes.set(p, offset);
+    offset += align(p.byteLength);
   }
   return bytes;
 }
 
 /**
- * Parses bytes written by {@link frameToBytes}; buffers are copied into fresh `ArrayBuffer`s.
- * @throws ProtocolError for a wrong magic number, a truncated frame or a frame over `maxFrameBytes`.
+ * Parses bytes written by {@link frameToBytes}; buffers are decoded into fresh (pooled) buffers.
+ * @throws ProtocolError for a wrong magic number, a truncated or inconsistent frame, or a frame
+ *   over `maxFrameBytes`.
  */
 export function bytesToFrame(bytes: Uint8Array, limits: CodecLimits = DEFAULT_LIMITS): Frame {
   if (bytes.byteLength > limits.maxFrameBytes) throw new ProtocolError(`Frame of ${bytes.byteLength} bytes is over the limit of ${limits.maxFrameBytes}.`);
@@ -258,22 +333,28 @@ export function bytesToFrame(bytes: Uint8Array, limits: CodecLimits = DEFAULT_LI
   if (view.getUint32(0) !== MAGIC) throw new ProtocolError('Frame does not start with the akkordeon magic number; is the sender an akkordeon node of the same version?');
   const length = view.getUint32(4);
   if (8 + length > bytes.byteLength) throw new ProtocolError('Frame envelope is truncated.');
-  let envelope: { node: string; to: string; header: string; lengths: number[] };
+  let envelope: { node: string; to: string; header: string; lengths: number[]; raw: number[]; encodings: number[] };
   try {
     envelope = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length)));
   } catch {
     throw new ProtocolError('Frame envelope is not valid JSON.');
   }
-  if (typeof envelope.node !== 'string' || typeof envelope.to !== 'string' || typeof envelope.header !== 'string' || !Array.isArray(envelope.lengths)) {
-    throw new ProtocolError('Frame envelope lacks node, to, header or lengths.');
+  const { lengths, raw, encodings } = envelope;
+  if (typeof envelope.node !== 'string' || typeof envelope.to !== 'string' || typeof envelope.header !== 'string' || !Array.isArray(lengths) || !Array.isArray(raw) || !Array.isArray(encodings) || raw.length !== lengths.length || encodings.length !== lengths.length) {
+    throw new ProtocolError('Frame envelope lacks node, to, header, or the lengths and encodings of its buffers.');
   }
   const align = (n: number) => Math.ceil(n / 8) * 8;
   let offset = align(8 + length);
-  const buffers = envelope.lengths.map((n) => {
+  const buffers = lengths.map((n, i) => {
+    const rawBytes = raw[i] as number;
+    const encoding = encodings[i];
     if (!Number.isInteger(n) || n < 0 || offset + n > bytes.byteLength) throw new ProtocolError('Frame buffers are truncated.');
-    // A copy (a view into `bytes` could not be transferred), into a pooled buffer.
-    const copy = framePool.take(n);
-    new Uint8Array(copy).set(bytes.subarray(offset, offset + n));
+    if (!Number.isInteger(rawBytes) || rawBytes < 0 || rawBytes > limits.maxFrameBytes || (encoding === RAW ? rawBytes !== n : encoding !== SPARSE || rawBytes > 32 * n)) {
+      throw new ProtocolError(`Frame buffer ${i} has an inconsistent size (${n} bytes encoded, ${rawBytes} raw, encoding ${String(encoding)}).`);
+    }
+    const copy = framePool.take(rawBytes);
+    if (encoding === RAW) new Uint8Array(copy).set(bytes.subarray(offset, offset + n));
+    else sparseDecode(bytes.subarray(offset, offset + n), rawBytes, copy);
     offset += align(n);
     return copy;
   });

@@ -25,8 +25,8 @@ async function node(namespace: string): Promise<NatsNode> {
   return n;
 }
 
-async function host(namespace: string, from: number, to: number): Promise<HostedGates> {
-  const hosted = hostGates(await node(namespace), { model: 'mlp', from, to, retryMs: 100, log: quiet });
+async function host(namespace: string, from: number, to: number, threads = 1): Promise<HostedGates> {
+  const hosted = await hostGates(await node(namespace), { model: 'mlp', from, to, retryMs: 100, threads, log: quiet });
   hosts.push(hosted);
   return hosted;
 }
@@ -94,4 +94,23 @@ test('a slice that restarts is wired in again', async () => {
   expect(summary.epochs[0]?.samples).toBe(512);
   expect(summary.epochs[0]?.lostBatches).toBe(0);
   expect(replacement.inFlight()).toBe(0);
+});
+
+test('a network process with 2 threads splits gate 0 with a worker thread; it trains like one thread and frees everything', async () => {
+  const before = tf.memory().numTensors;
+  const split = await host('threads', 0, 2, 2);
+  expect(split.gates.map((g) => g.shards.map((s) => s.units))).toEqual([[452], [], []]);
+  expect(split.gates[0]?.outputShape).toEqual([512]);
+  await split.wired;
+  const found = await discoverNetwork(await node('threads'), 'threads');
+  expect([...found.gates.values()].map((g) => g.outputShape)).toEqual([[512], [256], [10]]);
+  const sentinel = new Sentinel({ name: 'train', mode: 'train', data: randomData(2), batchSize: 64, concurrency: 4, epochs: 2, batchTimeoutMs: 10_000 });
+  const attachment = await attachRemote(await node('threads'), sentinel);
+  const summary = await sentinel.done;
+  expect(summary.epochs.map((e) => e.failedBatches)).toEqual([0, 0]);
+  expect(summary.epochs[1]?.loss).toBeLessThan(summary.epochs[0]?.loss as number);
+  await attachment.detach();
+  expect(split.inFlight()).toBe(0);
+  await Promise.all(hosts.splice(0).map((h) => h.close()));
+  expect(tf.memory().numTensors).toBe(before);
 });

@@ -58,7 +58,7 @@ afterAll(async () => server?.dispose());
 test('a sentinel killed with SIGKILL mid-epoch: its batches are freed and another sentinel finishes', async () => {
   const before = tf.memory().numTensors;
   const log: string[] = [];
-  const hosted = hostGates(await node('kill', 'gates'), { model: 'mlp', optimizer: OPTIMIZER, log: (line) => log.push(line) });
+  const hosted = await hostGates(await node('kill', 'gates'), { model: 'mlp', optimizer: OPTIMIZER, log: (line) => log.push(line) });
   hosts.push(hosted);
   await hosted.wired;
   const victim = startApp(ROOT, 'sentinel.ts', [
@@ -99,7 +99,7 @@ test('a sentinel killed with SIGKILL mid-epoch: its batches are freed and anothe
 test('the NATS server restarting mid-training: clients reconnect and training completes', async () => {
   const before = tf.memory().numTensors;
   const gates = await node('restart', 'gates');
-  const hosted = hostGates(gates, { model: 'mlp', optimizer: OPTIMIZER, log: () => undefined });
+  const hosted = await hostGates(gates, { model: 'mlp', optimizer: OPTIMIZER, log: () => undefined });
   hosts.push(hosted);
   await hosted.wired;
   const trainer = await node('restart', 'trainer');

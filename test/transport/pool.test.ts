@@ -5,7 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { MessageChannel } from 'node:worker_threads';
-import { BufferPool, decodeMessage, encodeMessage, framePool } from '../../src/transport/codec.js';
+import { ProtocolError } from '../../src/errors.js';
+import { BufferPool, bytesToFrame, decodeMessage, encodeMessage, framePool, frameToBytes, sparseDecode, sparseEncode } from '../../src/transport/codec.js';
 import { setupBackend } from '../helpers.js';
 
 beforeAll(async () => {
@@ -50,4 +51,42 @@ test('tensors encoded into reused buffers decode to the same values', () => {
     tf.dispose([x, message.x]);
   }
   if (tf.getBackend() === 'wasm') expect(framePool.bytes).toBeGreaterThanOrEqual(64 * 33 * 4);
+});
+
+describe('sparse buffers on serialised links', () => {
+  test('mostly-zero words travel as a bitmap and the non-zero words, bit for bit', () => {
+    const words = new Float32Array(10_001);
+    for (let i = 0; i < words.length; i += 7) words[i] = (i % 3) - 1.5;
+    words[5] = -0; // a sign bit is data
+    new Uint32Array(words.buffer)[9] = 0x7fc00001; // a NaN payload too
+    const encoded = sparseEncode(words.buffer);
+    expect(encoded).toBeDefined();
+    expect((encoded as Uint8Array).byteLength).toBeLessThan(words.byteLength / 4);
+    const back = new ArrayBuffer(words.byteLength);
+    sparseDecode(encoded as Uint8Array, words.byteLength, back);
+    expect(Array.from(new Uint32Array(back))).toEqual(Array.from(new Uint32Array(words.buffer)));
+  });
+
+  test('dense buffers stay raw; frames round-trip either way', () => {
+    const dense = Float32Array.from({ length: 4096 }, (_, i) => i + 1);
+    expect(sparseEncode(dense.buffer)).toBeUndefined();
+    const sparse = new Float32Array(4096);
+    sparse[100] = 3;
+    const frame = { node: 'n', to: 'a', header: '{"type":"t"}', buffers: [dense.slice().buffer, sparse.slice().buffer, new ArrayBuffer(0)] };
+    const bytes = frameToBytes(frame);
+    expect(bytes.byteLength).toBeLessThan(dense.byteLength + sparse.byteLength / 4);
+    const back = bytesToFrame(bytes);
+    expect(back.buffers.map((b) => Array.from(new Float32Array(b)))).toEqual([Array.from(dense), Array.from(sparse), []]);
+  });
+
+  test('a sparse buffer that does not add up is a ProtocolError', () => {
+    const sparse = new Float32Array(4096);
+    sparse[1] = 1;
+    const encoded = sparseEncode(sparse.buffer) as Uint8Array;
+    expect(() => sparseDecode(encoded.subarray(0, encoded.byteLength - 4), sparse.byteLength, new ArrayBuffer(sparse.byteLength))).toThrow(ProtocolError);
+    const extra = new Uint8Array(encoded.byteLength + 4);
+    extra.set(encoded);
+    expect(() => sparseDecode(extra, sparse.byteLength, new ArrayBuffer(sparse.byteLength))).toThrow(ProtocolError);
+    expect(() => sparseDecode(encoded, 3 * sparse.byteLength, new ArrayBuffer(sparse.byteLength))).toThrow(ProtocolError);
+  });
 });
