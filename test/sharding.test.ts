@@ -5,7 +5,7 @@
  * the MNIST MLP's dominant first gate between a worker thread and the main thread.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type ErrorInfo, fromErrorInfo, InvalidArgumentError, NonFiniteError } from '../src/errors.js';
+import { type ErrorInfo, fromErrorInfo, InvalidArgumentError, NonFiniteError, TransportError } from '../src/errors.js';
 import { mnistMlp } from '../src/models/index.js';
 import { type GateSpec, Network, type Placement } from '../src/network/index.js';
 import { balancedPlacement, resolvePlacement } from '../src/network/placement.js';
@@ -60,6 +60,7 @@ describe('a split gate computes what the whole gate computes', () => {
     ['the first gate split on the main thread', [{ kind: 'main', shards: [{ kind: 'main', units: 10 }] }, { kind: 'main' }, { kind: 'main' }]],
     ['the middle gate split in three (its input gradient is summed)', [{ kind: 'main' }, { kind: 'main', shards: [{ kind: 'main', units: 5 }, { kind: 'main', units: 3 }] }, { kind: 'main' }]],
     ['shards in a worker thread, on both sides of the boundary', [{ kind: 'main', shards: [{ kind: 'worker', group: 'w', units: 16 }] }, { kind: 'worker', group: 'w', shards: [{ kind: 'main', units: 5 }] }, { kind: 'main' }]],
+    ['a shard in a child process', [{ kind: 'main' }, { kind: 'main' }, { kind: 'main', shards: [{ kind: 'process', units: 2 }] }]],
   ])('same weights and optimizer state within 1e-5 with %s', async (_name, placement) => {
     const states = await train(placement);
     try {
@@ -143,6 +144,23 @@ test('bad input, concurrency and detach on a split gate leave no tensor behind',
     await trained;
     await network.detach(trainer); // mid-epoch: batches in flight at gates, shards and joins
     expect(failures.map((e) => fromErrorInfo(e))).toContainEqual(expect.any(NonFiniteError));
+  } finally {
+    await network.dispose();
+  }
+  expect(tf.memory().numTensors).toBe(baseline);
+});
+
+test('a worker hosting a shard that dies fails training with a TransportError, never a hang', async () => {
+  const baseline = tf.memory().numTensors;
+  const network = await Network.create({ inputShape: [FEATURES], gates: gates(), optimizer: OPTIMIZER, placement: [{ kind: 'main', shards: [{ kind: 'worker', units: 12 }] }, { kind: 'main' }, { kind: 'main' }] });
+  const sentinel = new Sentinel({ name: 'train', mode: 'train', data: blobs(4096, FEATURES, CLASSES, 3), batchSize: 16, concurrency: 4, epochs: 50 });
+  const batches = new Promise((resolve) => sentinel.events.once('batch', resolve));
+  try {
+    network.attach(sentinel);
+    await batches;
+    network.nodes[0]?.kill();
+    await expect(sentinel.done).rejects.toBeInstanceOf(TransportError);
+    await expect(network.getState()).rejects.toThrow(/hidden\/shard-0/);
   } finally {
     await network.dispose();
   }
