@@ -59,3 +59,10 @@ export async function initBackend(requested?: string): Promise<BackendName> {
       : `Backend '${choice}' could not be started. Omit --backend to choose automatically, or install its package.`,
   );
 }
+
+/**
+ * Whether the active backend copies the values of `tf.tensor(values)` at once, so that the
+ * caller may reuse `values` (true on wasm, which copies them into its heap; the cpu backend
+ * keeps a reference).
+ */
+export const backendCopiesData = (): boolean => tf.getBackend() === 'wasm';

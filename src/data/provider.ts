@@ -3,6 +3,7 @@
  * dataset in memory (typed arrays or tensors) and reshuffles it every epoch from a seed.
  */
 import * as tf from '@tensorflow/tfjs';
+import { backendCopiesData } from '../backend.js';
 import { InvalidArgumentError, LabelRangeError, NonFiniteError, ShapeMismatchError } from '../errors.js';
 
 /** One batch; the receiver owns `x` and `y`. */
@@ -134,10 +135,12 @@ export class ArrayProvider implements DataProvider {
     }
     const features = size(this.inputShape);
     const perTarget = size(this.targetShape);
+    // Where tensors copy their values at creation (wasm), one scratch buffer serves every batch.
+    const scratch = backendCopiesData() ? new Float32Array(batchSize * features) : undefined;
     for (let start = 0; start < this.size; start += batchSize) {
       const indices = order.subarray(start, Math.min(start + batchSize, this.size));
       const n = indices.length;
-      const xs = new Float32Array(n * features);
+      const xs = scratch ? scratch.subarray(0, n * features) : new Float32Array(n * features);
       const ys = this.numClasses !== undefined ? new Int32Array(n) : new Float32Array(n * perTarget);
       indices.forEach((sample, row) => {
         xs.set(this.x.subarray(sample * features, (sample + 1) * features), row * features);

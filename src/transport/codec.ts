@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ActorRef, Message } from '../actor/types.js';
+import { backendCopiesData } from '../backend.js';
 import { InvalidArgumentError, ProtocolError } from '../errors.js';
 
 /** One message on its way to an actor on another node. */
@@ -77,7 +78,7 @@ export class BufferPool {
 export const framePool = new BufferPool();
 
 /** Whether tensors created from a buffer copy it (so the buffer may be reused at once). */
-export const tensorsCopyBuffers = (): boolean => tf.getBackend() === 'wasm';
+export const tensorsCopyBuffers = backendCopiesData;
 
 /** The buffers a frame moves to the receiver when posted to a thread. */
 export const transferList = (frame: Frame): ArrayBuffer[] => (frame.returns ? [...frame.buffers, ...frame.returns] : frame.buffers);
@@ -231,24 +232,32 @@ const RAW = 0;
 const SPARSE = 1;
 
 /**
- * Encodes a buffer of 32-bit words (float32 or int32 data) without its zero words when at least
- * a quarter of them are zero: a bitmap (bit i set: word i is not zero) followed by the non-zero
- * words. ReLU activations, their gradients and images with a blank background are largely zero,
- * so this often shrinks a tensor on the wire severalfold for one pass over it. Bit patterns are
- * kept exactly (−0 and NaN payloads included). Returns undefined when it would not pay.
+ * Size in bytes of a buffer of 32-bit words (float32 or int32 data) encoded without its zero
+ * words (a bitmap of the non-zero words, then those words), or undefined when fewer than a
+ * quarter of them are zero and the encoding would not pay. ReLU activations, their gradients and
+ * images with a blank background are largely zero, so this often shrinks a tensor on the wire
+ * severalfold for two passes over it.
  */
-export function sparseEncode(buffer: ArrayBuffer): Uint8Array | undefined {
+export function sparseSize(buffer: ArrayBuffer): number | undefined {
   if (buffer.byteLength % 4 !== 0 || buffer.byteLength < 1024) return undefined;
   const words = new Uint32Array(buffer);
-  const n = words.length;
   let nonZero = 0;
-  for (let i = 0; i < n; i++) if (words[i] !== 0) nonZero++;
-  const bitmapBytes = Math.ceil(n / 32) * 4;
-  const size = bitmapBytes + nonZero * 4;
-  if (size > buffer.byteLength * 0.75) return undefined;
-  const out = new Uint8Array(size);
-  const bitmap = new Uint32Array(out.buffer, 0, bitmapBytes / 4);
-  const packed = new Uint32Array(out.buffer, bitmapBytes, nonZero);
+  for (let i = 0; i < words.length; i++) if (words[i] !== 0) nonZero++;
+  const size = Math.ceil(words.length / 32) * 4 + nonZero * 4;
+  return size > buffer.byteLength * 0.75 ? undefined : size;
+}
+
+/**
+ * Writes the sparse encoding of `buffer` (see {@link sparseSize}) into `out` (at a 4-byte
+ * aligned offset, exactly `sparseSize(buffer)` bytes long, zero-filled). Bit patterns are kept
+ * exactly (−0 and NaN payloads included).
+ */
+export function sparseEncodeInto(buffer: ArrayBuffer, out: Uint8Array): void {
+  const words = new Uint32Array(buffer);
+  const n = words.length;
+  const bitmapWords = Math.ceil(n / 32);
+  const bitmap = new Uint32Array(out.buffer, out.byteOffset, bitmapWords);
+  const packed = new Uint32Array(out.buffer, out.byteOffset + bitmapWords * 4, (out.byteLength - bitmapWords * 4) / 4);
   let k = 0;
   for (let i = 0; i < n; i++) {
     const w = words[i] as number;
@@ -256,6 +265,14 @@ export function sparseEncode(buffer: ArrayBuffer): Uint8Array | undefined {
     bitmap[i >>> 5] = (bitmap[i >>> 5] as number) | (1 << (i & 31));
     packed[k++] = w;
   }
+}
+
+/** The sparse encoding of `buffer` as a new array, or undefined when it would not pay (see {@link sparseSize}). */
+export function sparseEncode(buffer: ArrayBuffer): Uint8Array | undefined {
+  const size = sparseSize(buffer);
+  if (size === undefined) return undefined;
+  const out = new Uint8Array(size);
+  sparseEncodeInto(buffer, out);
   return out;
 }
 
@@ -293,31 +310,33 @@ export function sparseDecode(encoded: Uint8Array, rawBytes: number, into: ArrayB
  * with many zero words travel sparse ({@link sparseEncode}).
  */
 export function frameToBytes(frame: Frame): Uint8Array {
-  const encoded = frame.buffers.map((b) => sparseEncode(b));
-  const parts = frame.buffers.map((b, i) => encoded[i] ?? new Uint8Array(b));
+  const sparse = frame.buffers.map((b) => sparseSize(b));
+  const lengths = frame.buffers.map((b, i) => sparse[i] ?? b.byteLength);
   const envelope = new TextEncoder().encode(
     JSON.stringify({
       node: frame.node,
       to: frame.to,
       header: frame.header,
-      lengths: parts.map((p) => p.byteLength),
+      lengths,
       raw: frame.buffers.map((b) => b.byteLength),
-      encodings: encoded.map((e) => (e ? SPARSE : RAW)),
+      encodings: sparse.map((n) => (n === undefined ? RAW : SPARSE)),
     }),
   );
   const align = (n: number) => Math.ceil(n / 8) * 8;
   let size = align(8 + envelope.byteLength);
-  for (const p of parts) size += align(p.byteLength);
+  for (const n of lengths) size += align(n);
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
   view.setUint32(0, MAGIC);
   view.setUint32(4, envelope.byteLength);
   bytes.set(envelope, 8);
   let offset = align(8 + envelope.byteLength);
-  for (const p of parts) {
-    bytes.set(p, offset);
-    offset += align(p.byteLength);
-  }
+  frame.buffers.forEach((b, i) => {
+    const n = lengths[i] as number;
+    if (sparse[i] === undefined) bytes.set(new Uint8Array(b), offset);
+    else sparseEncodeInto(b, bytes.subarray(offset, offset + n));
+    offset += align(n);
+  });
   return bytes;
 }
 
