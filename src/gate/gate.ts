@@ -248,13 +248,14 @@ export class Gate implements Actor<GateMessage> {
     m.x.dispose();
     batches.set(m.batch, state);
     if (this.shards.length > 0) this.startJoin('forward', m.sentinel, m.batch, y, 0);
-    else this.emitForward(m.sentinel, m.batch, y);
+    else this.emitOutput(false, m.sentinel, m.batch, y);
   }
 
-  private emitForward(sentinel: ActorRef<SentinelReply>, batch: number, y: tf.Tensor): void {
-    if (this.primary) this.primary.ref.tell({ type: 'gate.shardOutput', sentinel, batch, shard: this.primary.index, predict: false, y });
-    else if (this.next) this.next.tell({ type: 'gate.forward', sentinel, batch, x: y });
-    else sentinel.tell({ type: 'sentinel.logits', batch, logits: y });
+  /** Passes a batch's output on: to the primary (a shard), the next gate, or the sentinel. */
+  private emitOutput(predict: boolean, sentinel: ActorRef<SentinelReply>, batch: number, y: tf.Tensor): void {
+    if (this.primary) this.primary.ref.tell({ type: 'gate.shardOutput', sentinel, batch, shard: this.primary.index, predict, y });
+    else if (this.next) this.next.tell({ type: predict ? 'gate.predict' : 'gate.forward', sentinel, batch, x: y });
+    else sentinel.tell(predict ? { type: 'sentinel.predictions', batch, logits: y } : { type: 'sentinel.logits', batch, logits: y });
   }
 
   private backward(m: GateBackward): void {
@@ -314,13 +315,7 @@ export class Gate implements Actor<GateMessage> {
       m.x.dispose();
     }
     if (this.shards.length > 0) this.startJoin('predict', m.sentinel, m.batch, y, 0);
-    else this.emitPredict(m.sentinel, m.batch, y);
-  }
-
-  private emitPredict(sentinel: ActorRef<SentinelReply>, batch: number, y: tf.Tensor): void {
-    if (this.primary) this.primary.ref.tell({ type: 'gate.shardOutput', sentinel, batch, shard: this.primary.index, predict: true, y });
-    else if (this.next) this.next.tell({ type: 'gate.predict', sentinel, batch, x: y });
-    else sentinel.tell({ type: 'sentinel.predictions', batch, logits: y });
+    else this.emitOutput(true, m.sentinel, m.batch, y);
   }
 
   /** Waits for the shards' slices of a batch; `own` is this gate's slice. */
@@ -353,9 +348,8 @@ export class Gate implements Actor<GateMessage> {
       return;
     }
     parts.forEach((p) => p.dispose());
-    if (kind === 'forward') this.emitForward(join.sentinel, batch, whole);
-    else if (kind === 'predict') this.emitPredict(join.sentinel, batch, whole);
-    else this.emitBackward(join.sentinel, batch, whole, join.staleness);
+    if (kind === 'backward') this.emitBackward(join.sentinel, batch, whole, join.staleness);
+    else this.emitOutput(kind === 'predict', join.sentinel, batch, whole);
   }
 
   private onShardOutput(m: GateShardOutput): void {
