@@ -7,7 +7,10 @@ import { formatEpoch, type Sentinel } from '../sentinel/index.js';
 
 /** Options of a {@link Reporter}. */
 export interface ReporterOptions {
-  /** Draw progress bars (default: when stdout is a TTY and not under CI). */
+  /**
+   * Allow progress bars (default true). They are drawn only where they can be: when the bars'
+   * stream (stderr) is a terminal and not under CI, so redirected output stays plain lines.
+   */
   progress?: boolean;
   /** Where lines go; default `console.log`. */
   log?: (line: string) => void;
@@ -19,7 +22,7 @@ export class Reporter {
   private readonly log: (line: string) => void;
 
   constructor(options: ReporterOptions = {}) {
-    const progress = options.progress ?? (Boolean(process.stdout.isTTY) && !process.env.CI);
+    const progress = (options.progress ?? true) && Boolean(process.stderr.isTTY) && !process.env.CI;
     this.log = options.log ?? ((line) => console.log(line));
     if (progress) {
       this.bars = new cliProgress.MultiBar(
