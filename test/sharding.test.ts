@@ -12,7 +12,9 @@ import { balancedPlacement, resolvePlacement } from '../src/network/placement.js
 import { DCASGD, type OptimizerSpec } from '../src/optim/index.js';
 import type { Batch, DataProvider } from '../src/data/index.js';
 import { Sentinel } from '../src/sentinel/index.js';
-import { blobs, maxAbsDiff, setupBackend } from './helpers.js';
+import path from 'node:path';
+import { exportModel, loadCheckpoint, loadExportedModel, saveCheckpoint } from '../src/network/index.js';
+import { blobs, maxAbsDiff, setupBackend, useTempDir } from './helpers.js';
 
 beforeAll(async () => {
   await setupBackend();
@@ -101,6 +103,35 @@ test('state moves between a split and a whole network; predictions agree', async
     x.dispose();
     await Promise.all([split.dispose(), whole.dispose()]);
   }
+});
+
+describe('checkpoints and export of a split network', () => {
+  const dir = useTempDir('akk-shard-');
+
+  test('a checkpoint and an exported model of a split network are those of the whole one', async () => {
+    const placement: Placement = [{ kind: 'main', shards: [{ kind: 'worker', units: 9 }] }, { kind: 'main' }, { kind: 'main' }];
+    const split = await Network.create({ inputShape: [FEATURES], gates: gates(), optimizer: OPTIMIZER, placement });
+    const whole = await Network.create({ inputShape: [FEATURES], gates: gates(), optimizer: OPTIMIZER, placement: 'main' });
+    const x = tf.randomNormal([6, FEATURES], 0, 1, 'float32', 4);
+    try {
+      const sentinel = new Sentinel({ name: 'train', mode: 'train', data: blobs(128, FEATURES, CLASSES, 5), batchSize: 16, concurrency: 4 });
+      split.attach(sentinel);
+      await sentinel.done;
+      await saveCheckpoint(split, path.join(dir.path, 'ckpt'));
+      await exportModel(split, path.join(dir.path, 'model'));
+      await loadCheckpoint(whole, path.join(dir.path, 'ckpt'));
+      const model = await loadExportedModel(path.join(dir.path, 'model'));
+      const [a, b] = await Promise.all([split.predict(x), whole.predict(x)]);
+      const c = model.predict(x) as tf.Tensor;
+      expect(maxAbsDiff([a], [b])).toBeLessThan(1e-6);
+      expect(maxAbsDiff([a], [c])).toBeLessThan(1e-5);
+      tf.dispose([a, b, c]);
+      model.dispose();
+    } finally {
+      x.dispose();
+      await Promise.all([split.dispose(), whole.dispose()]);
+    }
+  });
 });
 
 test('a checkpoint of the wrong shape is refused as a whole, naming the whole shape', async () => {
