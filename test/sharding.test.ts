@@ -213,6 +213,10 @@ describe('placement specs with shards', () => {
     expect(balancedPlacement([8, 1, 1], [512, 256, 10], 2)).toEqual([{ kind: 'main', shards: [{ kind: 'worker', group: 'auto-0', units: 376 }] }, { kind: 'main' }, { kind: 'main' }]);
     // Nothing divisible: the contiguous partition, as before.
     expect(balancedPlacement([8, 1, 1], [undefined, undefined, undefined], 2)).toEqual([{ kind: 'worker', group: 'auto-0' }, { kind: 'main' }, { kind: 'main' }]);
+    // Gates narrower than MIN_SPLIT_UNITS are not split; a cut past 95% of a gate splits nothing.
+    expect(balancedPlacement([8, 1, 1], [16, 8, 2], 2).every((p) => !p.shards)).toBe(true);
+    expect(balancedPlacement([100, 1], [32, 10], 2, 0.1)[0]?.shards).toEqual([{ kind: 'worker', group: 'auto-0', units: 29 }]);
+    expect(balancedPlacement([100, 1], [32, 10], 2, 0.05)[0]?.shards).toBeUndefined();
     // A cut at a gate boundary splits nothing.
     expect(balancedPlacement([1, 1], [4, 4], 2, 1)).toEqual([{ kind: 'worker', group: 'auto-0' }, { kind: 'main' }]);
     const mlp = resolvePlacement('auto', { gates: mnistMlp(), inputShape: [784], backend: 'wasm', portable: true, cores: 2 });

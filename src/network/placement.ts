@@ -1,8 +1,9 @@
 /**
- * Placement of a network's gates on the main thread, in worker threads or in child processes.
- * `'auto'` splits the chain into contiguous groups of about equal cost (a FLOPs proxy from the
- * layers' parameter counts and output sizes) over one worker thread per spare core plus the
- * main thread, which takes the last group (the one next to the sentinels).
+ * Placement of a network's gates on the main thread, in worker threads or in child processes,
+ * whole or split by output units into shards. `'auto'` cuts the chain into shares of about equal
+ * cost (a FLOPs proxy from the layers' parameter counts and output sizes), one per worker thread
+ * (one per spare core) and a smaller one for the main thread, which takes the gates next to the
+ * sentinels; a cut inside a Dense gate splits it (see {@link balancedPlacement}).
  */
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -111,9 +112,11 @@ export interface PlacementContext {
 /**
  * Turns a placement into one spec per gate. `'auto'` places everything on the main thread
  * unless the backend is wasm or cpu, more than one core is available and the gates are
- * portable; then it uses `min(cores − 1, gates − 1)` worker threads (see {@link gateCosts},
- * {@link partition}). `'worker'` and `'process'` give each gate its own thread or process.
- * @throws InvalidArgumentError for a list of the wrong length or an unknown kind.
+ * portable; then it balances the chain over `cores − 1` worker threads and the main thread
+ * (see {@link gateCosts}, {@link balancedPlacement}). `'worker'` and `'process'` give each gate
+ * its own thread or process.
+ * @throws InvalidArgumentError for a list of the wrong length, an unknown kind, or shards that
+ *   {@link checkShards} refuses.
  */
 export function resolvePlacement(placement: Placement, context: PlacementContext): PlacementSpec[] {
   const n = context.gates.length;
@@ -176,13 +179,18 @@ export function checkShards(index: number, shards: ShardSpec[], layers: tf.layer
  */
 export const MAIN_THREAD_SHARE = 0.7;
 
+/** Auto placement does not split a Dense gate narrower than this many units. */
+export const MIN_SPLIT_UNITS = 32;
+
 /**
  * Balances a chain over `places` places (one worker thread per spare core, plus the main thread
  * last, next to the sentinels): the chain's cumulative cost is cut into shares, one per worker
- * and `mainShare` of one for the main thread. A cut that
- * falls inside a gate of one Dense layer splits that gate by output units, with the gate itself
- * at the later place (nearer the sentinels) and a shard at the earlier one; any other cut moves
- * to the nearer gate boundary. Slivers under 5% of a gate are not split off.
+ * and `mainShare` of one for the main thread. A cut that falls inside a gate of one Dense layer
+ * of at least {@link MIN_SPLIT_UNITS} units splits that gate by output units, with the gate
+ * itself at the later place (nearer the sentinels) and a shard at the earlier one; any other cut
+ * moves to the nearer gate boundary. Slivers under 5% of a gate are not split off.
+ * @param costs each gate's cost ({@link gateCosts}); `units` each gate's output units when it
+ *   can be split ({@link shardableUnits}), else undefined; `places` threads, the main one last.
  */
 export function balancedPlacement(costs: number[], units: (number | undefined)[], places: number, mainShare = MAIN_THREAD_SHARE): PlacementSpec[] {
   const n = costs.length;
@@ -196,7 +204,7 @@ export function balancedPlacement(costs: number[], units: (number | undefined)[]
     let g = 0;
     while (g < n - 1 && (prefix[g + 1] as number) <= target) g++;
     const f = (target - (prefix[g] as number)) / (costs[g] as number);
-    const divisible = (units[g] ?? 0) >= 2;
+    const divisible = (units[g] ?? 0) >= MIN_SPLIT_UNITS;
     const position = divisible && f >= 0.05 && f <= 0.95 ? g + f : f < 0.5 ? g : g + 1;
     cuts.push(Math.max(position, cuts[cuts.length - 1] as number));
   }
@@ -217,6 +225,11 @@ export function balancedPlacement(costs: number[], units: (number | undefined)[]
     if (pieces.length === 1) return placeOf(primaryPlace);
     const all = units[g] as number;
     const shards = pieces.slice(0, -1).map(([p, fraction]) => ({ ...placeOf(p), units: Math.max(1, Math.round(fraction * all)) }));
+    // Rounding must leave the gate itself at least one unit.
+    for (let excess = shards.reduce((n, s) => n + s.units, 0) - (all - 1); excess > 0; excess--) {
+      const widest = shards.reduce((a, b) => (b.units > a.units ? b : a));
+      widest.units--;
+    }
     return { ...placeOf(primaryPlace), shards };
   });
 }
