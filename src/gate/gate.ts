@@ -19,6 +19,7 @@ import {
   InvalidArgumentError,
   NonFiniteError,
   ShapeMismatchError,
+  TransportError,
   UnknownBatchError,
   UnknownMessageError,
   toErrorInfo,
@@ -423,9 +424,11 @@ export class Gate implements Actor<GateMessage> {
     const results = await Promise.allSettled(
       this.shards.map((shard) => context.system.ask<GateDetached, GateMessage>(shard.ref, (r) => ({ type: 'gate.detach', sentinelId: which.sentinelId, node: which.node, replyTo: r }), this.shardAskTimeoutMs)),
     );
-    // A shard that does not answer is down; its node's failure is reported on its own.
-    results.forEach((r) => r.status === 'rejected' && console.error(`[${this.name}] a shard did not confirm a detach: ${describeError(r.reason)}`));
     replyTo?.tell({ type: 'gate.detached', dropped });
+    // A shard that does not answer is down (its node's failure is reported on its own); the
+    // supervisor hears of it too.
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw new TransportError(`${this.name}: a shard did not confirm a detach: ${describeError(failed.reason)}`, { cause: failed.reason });
   }
 
   /** State of a split gate: every weight and optimizer slot joined along the units axis. */
@@ -452,8 +455,9 @@ export class Gate implements Actor<GateMessage> {
         outputShape: this.outputShape,
       });
     } catch (error) {
+      // No reply: the requester's ask times out; the supervisor hears why.
       [...own.weights, ...own.optimizer].forEach((w) => w.tensor.dispose());
-      console.error(`[${this.name}] cannot collect the state of its shards: ${describeError(error)}`);
+      throw new TransportError(`${this.name}: cannot collect the state of its shards: ${describeError(error)}`, { cause: error });
     } finally {
       parts.forEach((p) => [...p.weights, ...p.optimizer].forEach((w) => w.tensor.dispose()));
     }
