@@ -137,20 +137,7 @@ export class Network {
     }
     const system = options.system ?? new ActorSystem();
     const deployment = await deployGates(system, gatePlans, options.inputShape, placement, { ...options.nodeOptions, askTimeoutMs: options.askTimeoutMs });
-    const network = new Network(options, { ...deployment, system, placement });
-    try {
-      // A split gate starts from the weights the whole layer would have had (its initialiser sees the whole shape).
-      for (const [i, weights] of deployment.initialWeights) {
-        deployment.initialWeights.delete(i);
-        const reply = await network.askGate<GateStateSet>(network.gates[i] as ActorRef<GateMessage>, (replyTo) => ({ type: 'gate.setState', weights, replyTo }));
-        if (reply.error) throw fromErrorInfo(reply.error);
-      }
-    } catch (error) {
-      deployment.initialWeights.forEach((weights) => weights.forEach((w) => w.tensor.dispose()));
-      await network.dispose();
-      throw error;
-    }
-    return network;
+    return new Network(options, { ...deployment, system, placement });
   }
 
   /** A batch that cannot reach a gate fails at its sentinel (the system frees the message's tensors). */

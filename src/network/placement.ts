@@ -11,7 +11,7 @@ import type { ActorRef, ActorSystem } from '../actor/index.js';
 import { fromErrorInfo, InvalidArgumentError, TransportError } from '../errors.js';
 import { createLayer, Gate, type GateConfig, type LayerConfig, layerConfig } from '../gate/index.js';
 import { createOptimizer, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
-import type { GateMessage, ShardInfo } from '../protocol.js';
+import type { GateMessage, GateStateSet, ShardInfo } from '../protocol.js';
 import type { NodeOptions, RemoteNode } from '../transport/channel.js';
 import { spawnProcessNode } from '../transport/process.js';
 import { spawnWorkerNode } from '../transport/worker.js';
@@ -285,8 +285,6 @@ export interface Deployment {
   gateNodes: Map<string, string[]>;
   /** The shards of each split gate, by gate index. */
   shards: Map<number, ShardInfo[]>;
-  /** Initial weights of each split gate, whole (as one unsplit layer would start), by gate index. */
-  initialWeights: Map<number, NamedTensor[]>;
   /** The gate objects of the gates spawned on the main thread (their own part, for a split gate), by gate index. */
   local: Map<number, Gate>;
 }
@@ -294,8 +292,9 @@ export interface Deployment {
 /**
  * Starts the worker threads and child processes that `specs` ask for (one per group, in
  * parallel), then spawns the gates in order, chaining their shapes: main-thread gates locally,
- * the others through their node's host (`host.spawnGate`). On failure everything started is
- * stopped again.
+ * the others through their node's host (`host.spawnGate`). A gate with shards is spawned after
+ * its shards, told about them, and given the initial weights of the whole layer. On failure
+ * everything started is stopped again.
  * @throws InvalidArgumentError for a non-main gate without an optimizer spec; TransportError
  *   when a node does not start; the host's named error when a gate does not build there.
  */
@@ -331,7 +330,6 @@ export async function deployGates(system: ActorSystem, plans: GatePlan[], inputS
   const spawned: ActorRef<GateMessage>[] = [];
   const gateNodes = new Map<string, string[]>();
   const shards = new Map<number, ShardInfo[]>();
-  const initialWeights = new Map<number, NamedTensor[]>();
   const local = new Map<number, Gate>();
 
   /** Spawns one gate at `place`; returns its ref and per-sample output shape. */
@@ -379,13 +377,17 @@ export async function deployGates(system: ActorSystem, plans: GatePlan[], inputS
       infos.forEach((info, j) => info.ref.tell({ type: 'gate.connect', primary: { ref, index: j, needDx: i > 0 } }));
       gates.push(ref);
       shards.set(i, infos);
-      initialWeights.set(i, initialWeightsOf(whole, shape));
+      // The split gate starts from the weights the whole layer would have had (its initialiser
+      // sees the whole shape); it splits them over its shards, so it must know them first.
+      ref.tell({ type: 'gate.connect', shards: infos });
+      const weights = initialWeightsOf(whole, shape);
+      const reply = await system.ask<GateStateSet, GateMessage>(ref, (replyTo) => ({ type: 'gate.setState', weights, replyTo }), options.askTimeoutMs ?? 60_000);
+      if (reply.error) throw fromErrorInfo(reply.error);
       shape = [...outputShape.slice(0, -1), total];
     }
-    return { gates, outputShape: shape, nodes, gateNodes, shards, initialWeights, local };
+    return { gates, outputShape: shape, nodes, gateNodes, shards, local };
   } catch (error) {
     spawned.forEach((gate) => system.stop(gate));
-    initialWeights.forEach((weights) => weights.forEach((w) => w.tensor.dispose()));
     await Promise.all(nodes.map((n) => n.close()));
     throw error;
   }

@@ -9,12 +9,12 @@ import type { Subscription } from '@nats-io/transport-node';
 import type * as tf from '@tensorflow/tfjs';
 import { EventEmitter } from 'eventemitter3';
 import type { ActorRef } from '../actor/index.js';
-import { describeError, fromErrorInfo, InvalidArgumentError } from '../errors.js';
+import { describeError, InvalidArgumentError } from '../errors.js';
 import { Gate } from '../gate/index.js';
 import { mnistModel, type MnistModelName } from '../models/index.js';
 import { createOptimizer, type OptimizerSpec } from '../optim/index.js';
 import { balancedPlacement, deployGates, gateCosts, type PlacementSpec, shardableUnits } from './placement.js';
-import type { GateDetached, GateMessage, GateStateSet, ShardInfo } from '../protocol.js';
+import type { GateDetached, GateMessage, ShardInfo } from '../protocol.js';
 import type { NatsNode } from '../transport/nats.js';
 import { announceSubject, type DiscoveredGate, discoverNetwork, parseSlice, type RegistrySlice, serveRegistry } from './discovery.js';
 
@@ -134,20 +134,6 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
     outputShape: shapes[from + i + 1] as number[],
     shards: deployment.shards.get(i) ?? [],
   }));
-  try {
-    for (const [i, weights] of deployment.initialWeights) {
-      deployment.initialWeights.delete(i);
-      const gate = gates[i] as HostedGate;
-      gate.ref.tell({ type: 'gate.connect', shards: gate.shards });
-      const reply = await system.ask<GateStateSet, GateMessage>(gate.ref, (replyTo) => ({ type: 'gate.setState', weights, replyTo }), 60_000);
-      if (reply.error) throw fromErrorInfo(reply.error);
-    }
-  } catch (error) {
-    deployment.initialWeights.forEach((weights) => weights.forEach((w) => w.tensor.dispose()));
-    gates.forEach(({ ref, shards }) => [ref, ...shards.map((s) => s.ref)].forEach((r) => system.stop(r)));
-    await Promise.all(deployment.nodes.map((n) => n.close()));
-    throw error;
-  }
   const events = new EventEmitter<HostedGatesEvents>();
   const neighbours: { previous?: DiscoveredGate; next?: DiscoveredGate } = {};
   const needed = [from - 1, to + 1].filter((i) => i >= 0 && i < total);
