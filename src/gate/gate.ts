@@ -437,12 +437,15 @@ export class Gate implements Actor<GateMessage> {
     let parts: GateState[] = [];
     try {
       parts = await Promise.all(this.shards.map((shard) => context.system.ask<GateState, GateMessage>(shard.ref, (r) => ({ type: 'gate.getState', replyTo: r }), this.shardAskTimeoutMs)));
+      const slicesOf = (list: 'weights' | 'optimizer', name: string) => parts.map((p) => p[list].find((w) => w.name === name)?.tensor);
+      for (const list of ['weights', 'optimizer'] as const) {
+        const missing = own[list].find(({ name }) => name !== 'iterations' && slicesOf(list, name).includes(undefined));
+        if (missing) throw new CheckpointMismatchError(`${this.name}: a shard has no '${missing.name}'.`);
+      }
       const join = (list: 'weights' | 'optimizer') =>
         own[list].map(({ name, tensor }) => {
           if (name === 'iterations') return { name, tensor };
-          const slices = parts.map((p) => p[list].find((w) => w.name === name)?.tensor);
-          if (slices.some((t) => t === undefined)) throw new CheckpointMismatchError(`${this.name}: a shard has no '${name}'.`);
-          const whole = concatLastAxis([tensor, ...(slices as tf.Tensor[])]);
+          const whole = concatLastAxis([tensor, ...(slicesOf(list, name) as tf.Tensor[])]);
           tensor.dispose();
           return { name, tensor: whole };
         });
