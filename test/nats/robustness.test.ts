@@ -11,7 +11,9 @@ import { attachRemote } from '../../src/network/discovery.js';
 import { hostGates, type HostedGates } from '../../src/network/remote.js';
 import { protocolValidator } from '../../src/schema.js';
 import { Sentinel } from '../../src/sentinel/index.js';
-import { connectNats, type NatsNode } from '../../src/transport/nats.js';
+import { bytesToFrame } from '../../src/transport/codec.js';
+import { isChunk } from '../../src/transport/chunk.js';
+import { connectNats, type NatsNode, natsSubject } from '../../src/transport/nats.js';
 import { MNIST_DIR, ROOT, setupBackend } from '../helpers.js';
 import { type NatsServer, startApp, startNatsServer } from '../nats-server.js';
 
@@ -58,7 +60,8 @@ afterAll(async () => server?.dispose());
 test('a sentinel killed with SIGKILL mid-epoch: its batches are freed and another sentinel finishes', async () => {
   const before = tf.memory().numTensors;
   const log: string[] = [];
-  const hosted = await hostGates(await node('kill', 'gates'), { model: 'mlp', optimizer: OPTIMIZER, log: (line) => log.push(line) });
+  const gates = await node('kill', 'gates');
+  const hosted = await hostGates(gates, { model: 'mlp', optimizer: OPTIMIZER, log: (line) => log.push(line) });
   hosts.push(hosted);
   await hosted.wired;
   const victim = startApp(ROOT, 'sentinel.ts', [
@@ -72,8 +75,24 @@ test('a sentinel killed with SIGKILL mid-epoch: its batches are freed and anothe
     const progress = new Promise<void>((resolve) => survivor.events.on('batch', (b) => b.batch >= 5 && resolve()));
     const attachment = await attachRemote(await node('kill', 'survivor'), survivor);
     await progress;
-    // The gates run in this thread: nothing changes between this check and the kill.
     await poll(() => (hosted.gates[0]?.gate.inFlight ?? 0) >= 6, 10_000, 'the child sentinel to have batches cached on gate 0');
+    // Freeze the victim the moment one of its forwards reaches this process, before gate 0 has
+    // run it (the gates run in this thread, after this callback): that batch can never finish,
+    // so the victim surely leaves something cached. Killing it at an arbitrary moment could find
+    // every cached batch's answer already on its way.
+    let frozen!: () => void;
+    const stopped = new Promise<void>((resolve) => (frozen = resolve));
+    const tap = gates.nc.subscribe(natsSubject('kill', 'node', gates.system.node), {
+      callback: (_error, msg) => {
+        if (isChunk(msg.data)) return;
+        const { header } = bytesToFrame(msg.data);
+        if (!header.includes('"gate.forward"') || !header.includes(victimNode)) return;
+        victim.child.kill('SIGSTOP');
+        tap.unsubscribe();
+        frozen();
+      },
+    });
+    await stopped;
     const lost = new Promise<number>((resolve) => hosted.events.on('nodeLost', (n, dropped) => n === victimNode && resolve(dropped)));
     victim.child.kill('SIGKILL');
     expect(await victim.exited).toBe('SIGKILL');
