@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, InvalidArgumentError } from './errors.js';
+import { loadFusedKernels } from './optim/fused.js';
 
 /** The backends akkordeon knows how to start, in order of preference. */
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
@@ -32,6 +33,8 @@ async function tryBackend(name: BackendName): Promise<boolean> {
 /**
  * Selects and initialises a tfjs backend and returns its name.
  *
+ * On wasm it also compiles the fused optimizer kernels (`loadFusedKernels`).
+ *
  * @param requested a backend name, or `'auto'`/undefined for the first that works of
  *   `tensorflow`, `wasm`, `cpu`. Defaults to the `AKKORDEON_BACKEND` environment variable (which
  *   mirrors the `--backend` flag), then `'auto'`.
@@ -47,9 +50,9 @@ export async function initBackend(requested?: string): Promise<BackendName> {
   }
   const candidates = choice === 'auto' ? BACKENDS : [choice as BackendName];
   for (const name of candidates) {
-    if (tf.getBackend() === name) return name;
-    if (await tryBackend(name)) {
+    if (tf.getBackend() === name || (await tryBackend(name))) {
       await tf.ready();
+      await loadFusedKernels();
       return name;
     }
   }

@@ -12,4 +12,5 @@ export {
   type DCASGDOptions,
   type SGDOptions,
 } from './optimizers.js';
+export { fusedKernelsActive, loadFusedKernels, useFusedKernels } from './fused.js';
 export { createOptimizer, type CosineScheduleSpec, type LearningRateSpec, type OptimizerSpec } from './spec.js';

@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from '../errors.js';
+import { type FusedArgs, type FusedKernelName, runFused } from './fused.js';
 import { checkRange, type LearningRateSchedule, Optimizer } from './optimizer.js';
 
 /** Options of {@link SGD}. */
@@ -49,7 +50,32 @@ export class SGD extends Optimizer {
   }
 
   protected updateParam(index: number, w: tf.Tensor, g: tf.Tensor, _wForward?: tf.Tensor): tf.Tensor {
+    if (this.weightDecay === 0 && !this.nesterov) {
+      const fused = this.fusedStep(index, 'sgd', { w, g }, {});
+      if (fused) return fused;
+    }
     return tf.sub(w, tf.mul(this.direction(index, w, g), this.learningRate));
+  }
+
+  /**
+   * One fused step (see `fused.ts`) of `kernel`, or of its `_momentum` form when momentum is on
+   * (the momentum slot is read and replaced here); returns the new parameter, or undefined when
+   * no fused kernel can run, in which case nothing was changed.
+   */
+  protected fusedStep(
+    index: number,
+    kernel: 'sgd' | 'dc_constant' | 'dc_adaptive' | 'dc_adaptive_stale',
+    inputs: { w: tf.Tensor; g: tf.Tensor; wf?: tf.Tensor; ms?: tf.Tensor },
+    args: Omit<FusedArgs, 'lr' | 'mu'>,
+  ): tf.Tensor | undefined {
+    const momentum = this.momentum > 0;
+    const v = momentum ? this.slot(index, 'momentum', () => tf.zerosLike(inputs.w)) : undefined;
+    const name = (momentum ? `${kernel}_momentum` : kernel) as FusedKernelName;
+    const out = runFused(name, { ...inputs, v }, { ...args, mu: this.momentum, lr: this.learningRate });
+    if (!out) return undefined;
+    if (out.v) this.setSlot(index, 'momentum', out.v);
+    if (out.ms) this.setSlot(index, 'meanSquare', out.ms);
+    return out.w;
   }
 }
 
@@ -166,6 +192,18 @@ export class DCASGD extends SGD {
   }
 
   protected override updateParam(index: number, w: tf.Tensor, g: tf.Tensor, wForward: tf.Tensor = w): tf.Tensor {
-    return super.updateParam(index, w, this.compensate(index, w, g, wForward));
+    const stale = w !== wForward;
+    const fused =
+      this.variant === 'constant'
+        ? stale
+          ? this.fusedStep(index, 'dc_constant', { w, g, wf: wForward }, { a: this.lambda })
+          : this.fusedStep(index, 'sgd', { w, g }, {})
+        : this.fusedStep(
+            index,
+            stale ? 'dc_adaptive_stale' : 'dc_adaptive',
+            { w, g, wf: stale ? wForward : undefined, ms: this.slot(index, 'meanSquare', () => tf.zerosLike(w)) },
+            { a: this.meanSquareDecay, b: 1 - this.meanSquareDecay, c: this.lambda0, eps: this.epsilon },
+          );
+    return fused ?? super.updateParam(index, w, this.compensate(index, w, g, wForward));
   }
 }

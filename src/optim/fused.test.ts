@@ -1,0 +1,135 @@
+/**
+ * The fused wasm kernels against the tfjs-op path of the same optimizers: bit-identical weights
+ * and slots for every variant, stale and fresh batches, a size that leaves a scalar tail; no
+ * tensor leaks; the fallback where the kernels are not loaded.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { setupBackend } from '../../test/helpers.js';
+import { fusedKernelsActive, fusedModuleText, loadFusedKernels, useFusedKernels } from './fused.js';
+import type { Optimizer } from './optimizer.js';
+import { DCASGD, SGD } from './optimizers.js';
+
+let backend = '';
+beforeAll(async () => {
+  backend = await setupBackend();
+});
+afterEach(() => useFusedKernels(true));
+
+const OPTIMIZERS: [string, () => Optimizer][] = [
+  ['DC-ASGD-a with momentum', () => new DCASGD({ learningRate: 0.02, momentum: 0.9 })],
+  ['DC-ASGD-a', () => new DCASGD({ learningRate: 0.05 })],
+  ['DC-ASGD-c with momentum', () => new DCASGD({ learningRate: 0.05, variant: 'constant', lambda: 0.5, momentum: 0.5 })],
+  ['DC-ASGD-c', () => new DCASGD({ learningRate: 0.05, variant: 'constant', lambda: 0.5 })],
+  ['SGD with momentum', () => new SGD({ learningRate: 0.1, momentum: 0.9 })],
+  ['SGD', () => new SGD({ learningRate: 0.1 })],
+];
+
+/**
+ * Six updates of a [37, 13] weight (481 elements: 120 four-lane steps and a scalar tail of 1)
+ * and a [7] bias; odd steps use the previous version as forward weights (a stale batch), even
+ * steps the current one. Returns the final weights and optimizer state as arrays.
+ */
+function train(make: () => Optimizer, fused: boolean): { values: Float32Array[]; leaked: number } {
+  useFusedKernels(fused);
+  const before = tf.memory().numTensors;
+  const optimizer = make();
+  let params = [tf.randomNormal([37, 13], 0, 1, 'float32', 1), tf.randomNormal([7], 0, 1, 'float32', 2)];
+  let previous = params.map((p) => tf.clone(p));
+  for (let step = 0; step < 6; step++) {
+    const grads = params.map((p, i) => tf.randomNormal(p.shape, 0, 0.1, 'float32', 100 + 10 * step + i));
+    const next = optimizer.update(params, grads, step % 2 ? previous : params);
+    tf.dispose([...previous, ...grads]);
+    previous = params;
+    params = next;
+  }
+  const state = optimizer.getState();
+  const values = [...params, ...state.map((s) => s.tensor)].map((t) => t.dataSync() as Float32Array);
+  tf.dispose([...previous, ...params, ...state.map((s) => s.tensor)]);
+  optimizer.dispose();
+  return { values, leaked: tf.memory().numTensors - before };
+}
+
+describe('fused optimizer kernels', () => {
+  test('are loaded on the wasm backend', () => {
+    if (backend !== 'wasm') return;
+    expect(fusedKernelsActive()).toBe(true);
+    useFusedKernels(false);
+    expect(fusedKernelsActive()).toBe(false);
+  });
+
+  test.each(OPTIMIZERS)('%s: bit-identical to the tfjs ops, and frees what it replaces', (_name, make) => {
+    const reference = train(make, false);
+    const fused = train(make, true);
+    expect(fused.values.length).toBe(reference.values.length);
+    fused.values.forEach((v, i) => {
+      const r = reference.values[i] as Float32Array;
+      expect(v.length).toBe(r.length);
+      expect(Array.from(v)).toEqual(Array.from(r));
+    });
+    expect(fused.leaked).toBe(0);
+    expect(reference.leaked).toBe(0);
+  });
+
+  test('replace every elementwise tfjs kernel of a DC-ASGD update on wasm', async () => {
+    if (backend !== 'wasm') return;
+    const optimizer = new DCASGD({ learningRate: 0.02, momentum: 0.9 });
+    const [w, old, g] = [tf.randomNormal([50, 10], 0, 1, 'float32', 1), tf.randomNormal([50, 10], 0, 1, 'float32', 2), tf.randomNormal([50, 10], 0, 1, 'float32', 3)];
+    tf.dispose(optimizer.update([w], [g], [old])); // creates the slots
+    const kernels = async (fused: boolean) => {
+      useFusedKernels(fused);
+      const profile = await tf.profile(() => optimizer.update([w], [g], [old])[0] as tf.Tensor);
+      tf.dispose(profile.result as tf.Tensor);
+      return profile.kernels.length;
+    };
+    expect(await kernels(false)).toBeGreaterThan(10);
+    expect(await kernels(true)).toBe(0);
+    tf.dispose([w, old, g]);
+    optimizer.dispose();
+  });
+
+  test('do not leak tensors or bytes over many updates', () => {
+    const optimizer = new DCASGD({ learningRate: 0.02, momentum: 0.9 });
+    let w = tf.randomNormal([64, 33]);
+    let old = tf.clone(w);
+    const g = tf.randomNormal([64, 33], 0, 0.1);
+    const step = () => {
+      const [next] = optimizer.update([w], [g], [old]) as [tf.Tensor];
+      old.dispose();
+      old = w;
+      w = next;
+    };
+    for (let i = 0; i < 3; i++) step(); // slots created
+    const before = tf.memory();
+    for (let i = 0; i < 20; i++) step();
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numBytes).toBe(before.numBytes);
+    tf.dispose([w, old, g]);
+    optimizer.dispose();
+  });
+
+  test('leave the tfjs path in charge on a backend without them', async () => {
+    await tf.setBackend('cpu');
+    try {
+      expect(fusedKernelsActive()).toBe(false);
+      expect(await loadFusedKernels()).toBe(false);
+      const optimizer = new DCASGD({ learningRate: 0.1, momentum: 0.5 });
+      const [w] = optimizer.update([tf.tensor1d([1, 2])], [tf.tensor1d([0.5, -1])]) as [tf.Tensor];
+      // Fresh batch: g̃ = g; v = g; w − 0.1·v.
+      const [w0, w1] = w.dataSync();
+      expect(w0).toBeCloseTo(0.95, 6);
+      expect(w1).toBeCloseTo(2.1, 6);
+      w.dispose();
+      optimizer.dispose();
+    } finally {
+      await tf.setBackend(backend);
+    }
+  });
+
+  test('module text declares every kernel once', () => {
+    const text = fusedModuleText();
+    const names = [...text.matchAll(/\(export "([a-z_]+)"\)/g)].map((m) => m[1]);
+    expect(names.sort()).toEqual(
+      ['dc_adaptive', 'dc_adaptive_momentum', 'dc_adaptive_stale', 'dc_adaptive_stale_momentum', 'dc_constant', 'dc_constant_momentum', 'sgd', 'sgd_momentum'].sort(),
+    );
+  });
+});

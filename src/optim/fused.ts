@@ -1,0 +1,275 @@
+/**
+ * Fused optimizer steps for the wasm backend: one pass of WebAssembly SIMD (f32x4) over a
+ * parameter, its gradient and its slots, in place of the 8 to 16 elementwise tfjs kernels an
+ * update otherwise takes. Each kernel reads its inputs straight from the tfjs wasm heap (the
+ * module imports tfjs's own `WebAssembly.Memory`) and writes freshly allocated output tensors, so
+ * inputs stay untouched for weight stashing.
+ *
+ * Every kernel performs the same float32 operations in the same order as the tfjs path of
+ * {@link SGD} and {@link DCASGD}, so results are bit-identical; the tests check that. Where the
+ * kernels are not loaded (another backend, or `useFusedKernels(false)`), the optimizers use tfjs
+ * ops.
+ *
+ * The kernels are written as expression trees below, from which both the 4-lane SIMD loop and
+ * the scalar loop for the last `n mod 4` elements are generated as WebAssembly text, compiled by
+ * `wabt` once per thread in {@link loadFusedKernels}.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** One expression, as WebAssembly text for the 4-lane loop (`v`) and the scalar tail (`s`). */
+interface Expr {
+  v: string;
+  s: string;
+}
+
+/** Pointer parameters shared by every kernel: inputs, then outputs (byte offsets in the heap). */
+const POINTERS = ['w', 'g', 'wf', 'ms', 'v', 'ow', 'oms', 'ov'] as const;
+type Pointer = (typeof POINTERS)[number];
+/** Scalar hyper-parameters shared by every kernel (float32). */
+const SCALARS = ['a', 'b', 'c', 'eps', 'mu', 'lr'] as const;
+type Scalar = (typeof SCALARS)[number];
+
+const at = (p: Pointer) => `(i32.add (local.get $${p}) (local.get $i))`;
+const load = (p: Pointer): Expr => ({ v: `(v128.load ${at(p)})`, s: `(f32.load ${at(p)})` });
+const param = (p: Scalar): Expr => ({ v: `(local.get $${p}_x4)`, s: `(local.get $${p})` });
+const binary =
+  (op: string) =>
+  (x: Expr, y: Expr): Expr => ({ v: `(f32x4.${op} ${x.v} ${y.v})`, s: `(f32.${op} ${x.s} ${y.s})` });
+const add = binary('add');
+const sub = binary('sub');
+const mul = binary('mul');
+const div = binary('div');
+const sqrt = (x: Expr): Expr => ({ v: `(f32x4.sqrt ${x.v})`, s: `(f32.sqrt ${x.s})` });
+
+/** A kernel body: named intermediate values (`let`) and stores to output pointers. */
+type Statement = { let: string; value: Expr } | { store: Pointer; value: Expr };
+
+/** Builds a kernel body from a function that may bind names with `bind`. */
+function body(build: (bind: (name: string, value: Expr) => Expr, store: (p: Pointer, value: Expr) => void) => void): Statement[] {
+  const statements: Statement[] = [];
+  build(
+    (name, value) => {
+      statements.push({ let: name, value });
+      return { v: `(local.get $${name}_x4)`, s: `(local.get $${name}_x1)` };
+    },
+    (p, value) => void statements.push({ store: p, value }),
+  );
+  return statements;
+}
+
+/**
+ * The kernels. Hyper-parameters by kernel: `a`, `b`, `c` are the DC-ASGD constants (see each),
+ * `mu` the momentum, `lr` the learning rate. Each mirrors the tfjs code of `optimizers.ts`.
+ */
+function kernels(): Record<string, Statement[]> {
+  // SGD direction: v ← μ v + g̃; w ← w − η v (momentum), or w ← w − η g̃ (none).
+  const step = (withMomentum: boolean, gt: Expr, w: Expr, bind: (n: string, e: Expr) => Expr, store: (p: Pointer, e: Expr) => void) => {
+    if (!withMomentum) return store('ow', sub(w, mul(gt, param('lr'))));
+    const v = bind('v2', add(mul(load('v'), param('mu')), gt));
+    store('ov', v);
+    store('ow', sub(w, mul(v, param('lr'))));
+  };
+  const out: Record<string, Statement[]> = {};
+  for (const momentum of [false, true]) {
+    const suffix = momentum ? '_momentum' : '';
+    // Plain SGD (also DC-ASGD-c on a fresh gradient).
+    out[`sgd${suffix}`] = body((bind, store) => step(momentum, load('g'), bind('w', load('w')), bind, store));
+    // DC-ASGD-c, stale: g̃ = g + (λ g²) ⊙ (w − w_fwd); a = λ.
+    out[`dc_constant${suffix}`] = body((bind, store) => {
+      const g = bind('g', load('g'));
+      const w = bind('w', load('w'));
+      step(momentum, add(g, mul(mul(mul(g, g), param('a')), sub(w, load('wf')))), w, bind, store);
+    });
+    // DC-ASGD-a: meanSquare ← m·meanSquare + (1 − m)·g²; a = m, b = 1 − m, c = λ0.
+    for (const stale of [false, true]) {
+      out[`dc_adaptive${stale ? '_stale' : ''}${suffix}`] = body((bind, store) => {
+        const g = bind('g', load('g'));
+        const g2 = bind('g2', mul(g, g));
+        const ms = bind('ms2', add(mul(load('ms'), param('a')), mul(g2, param('b'))));
+        store('oms', ms);
+        const w = bind('w', load('w'));
+        const gt = stale ? add(g, mul(mul(div(g2, sqrt(add(ms, param('eps')))), param('c')), sub(w, load('wf')))) : g;
+        step(momentum, gt, w, bind, store);
+      });
+    }
+  }
+  return out;
+}
+
+/** WebAssembly text of one kernel: a 4-lane loop over `n & ~3` elements, then a scalar loop. */
+function kernelText(name: string, statements: Statement[]): string {
+  const names = [...new Set(statements.flatMap((s) => ('let' in s ? [s.let] : [])))];
+  const emit = (lane: 'v' | 's') =>
+    statements
+      .map((s) =>
+        'let' in s
+          ? `(local.set $${s.let}_${lane === 'v' ? 'x4' : 'x1'} ${s.value[lane]})`
+          : lane === 'v'
+            ? `(v128.store ${at(s.store)} ${s.value.v})`
+            : `(f32.store ${at(s.store)} ${s.value.s})`,
+      )
+      .join('\n      ');
+  return `
+  (func (export "${name}")
+    ${POINTERS.map((p) => `(param $${p} i32)`).join(' ')} (param $n i32)
+    ${SCALARS.map((p) => `(param $${p} f32)`).join(' ')}
+    (local $i i32) (local $end i32) (local $bytes i32)
+    ${SCALARS.map((p) => `(local $${p}_x4 v128)`).join(' ')}
+    ${names.map((n) => `(local $${n}_x4 v128) (local $${n}_x1 f32)`).join(' ')}
+    ${SCALARS.map((p) => `(local.set $${p}_x4 (f32x4.splat (local.get $${p})))`).join(' ')}
+    (local.set $end (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (local.set $bytes (i32.shl (local.get $n) (i32.const 2)))
+    (block $simd_done (loop $simd
+      (br_if $simd_done (i32.ge_u (local.get $i) (local.get $end)))
+      ${emit('v')}
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $simd)))
+    (block $done (loop $scalar
+      (br_if $done (i32.ge_u (local.get $i) (local.get $bytes)))
+      ${emit('s')}
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $scalar))))`;
+}
+
+/** The whole module's WebAssembly text (exported for inspection and tests). */
+export function fusedModuleText(): string {
+  const funcs = Object.entries(kernels()).map(([name, statements]) => kernelText(name, statements));
+  return `(module\n  (import "env" "memory" (memory 1))${funcs.join('\n')}\n)`;
+}
+
+/** Names of the fused kernels. */
+export type FusedKernelName =
+  | 'sgd'
+  | 'sgd_momentum'
+  | 'dc_constant'
+  | 'dc_constant_momentum'
+  | 'dc_adaptive'
+  | 'dc_adaptive_momentum'
+  | 'dc_adaptive_stale'
+  | 'dc_adaptive_stale_momentum';
+
+type KernelFn = (...args: number[]) => void;
+
+/** The few WebAssembly APIs used here (the DOM lib, which declares them, is not in this project's lib). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+}
+declare const WebAssembly: {
+  Memory: abstract new (...args: never[]) => WasmMemory;
+  compile(bytes: Uint8Array): Promise<object>;
+  instantiate(module: object, imports: object): Promise<{ exports: Record<string, unknown> }>;
+};
+
+/** The parts of tfjs's wasm backend that the kernels use (not public API; checked on load). */
+interface WasmBackendInternals {
+  wasm: { asm: { memory: WasmMemory } };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
+}
+
+let loaded: { backend: WasmBackendInternals; fns: Record<string, KernelFn> } | undefined;
+let enabled = true;
+
+function isWasmBackend(b: unknown): b is WasmBackendInternals {
+  const x = b as Partial<WasmBackendInternals> | undefined;
+  return !!x && x.wasm?.asm?.memory instanceof WebAssembly.Memory && typeof x.makeOutput === 'function' && !!x.dataIdMap;
+}
+
+/**
+ * Compiles the kernels against the active backend's heap when that backend is wasm; a no-op
+ * otherwise or when already loaded. Called by `initBackend`; call it yourself after selecting
+ * the wasm backend with `tf.setBackend`. Never throws: when compilation fails (no WebAssembly
+ * SIMD, say), the optimizers keep using tfjs ops. Returns whether the kernels are available.
+ */
+export async function loadFusedKernels(): Promise<boolean> {
+  if (tf.getBackend() !== 'wasm') return false;
+  const backend: unknown = tf.backend();
+  if (loaded?.backend === backend) return true;
+  if (!isWasmBackend(backend)) return false;
+  try {
+    const { default: wabtInit } = await import('wabt');
+    const wabt = await wabtInit();
+    const parsed = wabt.parseWat('akkordeon-fused.wat', fusedModuleText(), { simd: true });
+    let binary: Uint8Array;
+    try {
+      binary = parsed.toBinary({}).buffer;
+    } finally {
+      parsed.destroy();
+    }
+    const instance = await WebAssembly.instantiate(await WebAssembly.compile(binary), { env: { memory: backend.wasm.asm.memory } });
+    loaded = { backend, fns: instance.exports as Record<string, KernelFn> };
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Turns the fused kernels on (default) or off for this thread, e.g. to compare against the
+ * tfjs path. Off, every update uses tfjs ops.
+ */
+export function useFusedKernels(on: boolean): void {
+  enabled = on;
+}
+
+/** Whether updates on the active backend run fused kernels now (loaded for it, and enabled). */
+export function fusedKernelsActive(): boolean {
+  return enabled && !!loaded && (tf.backend() as unknown) === loaded.backend;
+}
+
+/** Hyper-parameters of a kernel call (see {@link kernels} for the meaning of `a`, `b`, `c`). */
+export interface FusedArgs {
+  a?: number;
+  b?: number;
+  c?: number;
+  eps?: number;
+  mu?: number;
+  lr: number;
+}
+
+/**
+ * Runs a fused kernel when it is loaded for the active backend, enabled, and every given tensor
+ * is float32 on the wasm heap; returns undefined otherwise (the caller then uses tfjs ops).
+ * Returns the new parameter and, when the kernel writes them, the new mean square and momentum
+ * (tracked by the enclosing `tf.tidy` like any op's output).
+ */
+export function runFused(
+  kernel: FusedKernelName,
+  inputs: { w: tf.Tensor; g: tf.Tensor; wf?: tf.Tensor; ms?: tf.Tensor; v?: tf.Tensor },
+  args: FusedArgs,
+): { w: tf.Tensor; ms?: tf.Tensor; v?: tf.Tensor } | undefined {
+  if (!fusedKernelsActive() || !loaded) return undefined;
+  const { backend, fns } = loaded;
+  const pointers: number[] = [];
+  for (const key of ['w', 'g', 'wf', 'ms', 'v'] as const) {
+    const t = inputs[key];
+    if (!t) {
+      pointers.push(0);
+      continue;
+    }
+    if (t.dtype !== 'float32' || t.size !== inputs.w.size) return undefined;
+    const data = backend.dataIdMap.get(t.dataId);
+    if (!data) return undefined;
+    pointers.push(data.memoryOffset);
+  }
+  const shape = inputs.w.shape;
+  const make = () => tf.engine().makeTensorFromTensorInfo(backend.makeOutput(shape, 'float32'));
+  const w = make();
+  const ms = inputs.ms ? make() : undefined;
+  const v = inputs.v ? make() : undefined;
+  const offset = (t?: tf.Tensor) => (t ? (backend.dataIdMap.get(t.dataId)?.memoryOffset ?? 0) : 0);
+  (fns[kernel] as KernelFn)(
+    ...pointers,
+    offset(w),
+    offset(ms),
+    offset(v),
+    inputs.w.size,
+    args.a ?? 0,
+    args.b ?? 0,
+    args.c ?? 0,
+    args.eps ?? 0,
+    args.mu ?? 0,
+    args.lr,
+  );
+  return { w, ms, v };
+}
