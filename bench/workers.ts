@@ -1,7 +1,7 @@
 /**
  * Competitor 4: akkordeon with gates in worker threads. `Network.create` with placement
- * `'auto'` (on 2 cores: gate 0 in a worker thread, gates 1-2 on the main thread, next to the
- * sentinel), the same gates, optimizer and training sentinel as the one-thread row; the test
+ * `'auto'` (on 2 cores: gate 0 whole in a worker thread, gates 1-2 on the main thread, next to
+ * the sentinel), the same gates, optimizer and training sentinel as the one-thread row; the test
  * set runs through a test sentinel on the same network.
  */
 import * as tf from '@tensorflow/tfjs';

@@ -142,9 +142,10 @@ describe('auto placement', () => {
     expect(() => partition([1], 2)).toThrow(InvalidArgumentError);
   });
 
-  test('splits the MNIST MLP first gate between a worker and the main thread on 2 cores, the rest next to the sentinels', () => {
+  test('puts the MNIST MLP first gate in a worker on 2 cores, the rest next to the sentinels; splits gates on more cores', () => {
     const context = { gates: mnistMlp(), inputShape: [784], backend: 'wasm', portable: true };
-    expect(resolvePlacement('auto', { ...context, cores: 2 })).toEqual([{ kind: 'main', shards: [{ kind: 'worker', group: 'auto-0', units: 452 }] }, { kind: 'main' }, { kind: 'main' }]);
+    // A split (452 units in the worker) would balance the threads but cost more than the imbalance: see SPLIT_OVERHEAD.
+    expect(resolvePlacement('auto', { ...context, cores: 2 })).toEqual([{ kind: 'worker', group: 'auto-0' }, { kind: 'main' }, { kind: 'main' }]);
     expect(resolvePlacement('auto', { ...context, cores: 1 }).every((p) => p.kind === 'main')).toBe(true);
     expect(resolvePlacement('auto', { ...context, cores: 8, backend: 'tensorflow' }).every((p) => p.kind === 'main')).toBe(true);
     expect(resolvePlacement('auto', { ...context, cores: 8, portable: false }).every((p) => p.kind === 'main')).toBe(true);

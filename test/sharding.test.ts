@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type ErrorInfo, fromErrorInfo, InvalidArgumentError, NonFiniteError, TransportError } from '../src/errors.js';
 import { mnistMlp } from '../src/models/index.js';
 import { type GateSpec, Network, type Placement } from '../src/network/index.js';
-import { balancedPlacement, resolvePlacement } from '../src/network/placement.js';
+import { balancedPlacement, gateCosts, type PlacementSpec, placementBottleneck, resolvePlacement, splitPlacement } from '../src/network/placement.js';
 import { DCASGD, type OptimizerSpec } from '../src/optim/index.js';
 import type { Batch, DataProvider } from '../src/data/index.js';
 import { Sentinel } from '../src/sentinel/index.js';
@@ -215,12 +215,32 @@ describe('placement specs with shards', () => {
     expect(balancedPlacement([8, 1, 1], [undefined, undefined, undefined], 2)).toEqual([{ kind: 'worker', group: 'auto-0' }, { kind: 'main' }, { kind: 'main' }]);
     // Gates narrower than MIN_SPLIT_UNITS are not split; a cut past 95% of a gate splits nothing.
     expect(balancedPlacement([8, 1, 1], [16, 8, 2], 2).every((p) => !p.shards)).toBe(true);
-    expect(balancedPlacement([100, 1], [32, 10], 2, 0.1)[0]?.shards).toEqual([{ kind: 'worker', group: 'auto-0', units: 29 }]);
-    expect(balancedPlacement([100, 1], [32, 10], 2, 0.05)[0]?.shards).toBeUndefined();
+    expect(splitPlacement([100, 1], [32, 10], 2, 0.1)?.[0]?.shards).toEqual([{ kind: 'worker', group: 'auto-0', units: 29 }]);
+    expect(splitPlacement([100, 1], [32, 10], 2, 0.05)).toBeUndefined();
     // A cut at a gate boundary splits nothing.
     expect(balancedPlacement([1, 1], [4, 4], 2, 1)).toEqual([{ kind: 'worker', group: 'auto-0' }, { kind: 'main' }]);
-    const mlp = resolvePlacement('auto', { gates: mnistMlp(), inputShape: [784], backend: 'wasm', portable: true, cores: 2 });
-    expect(mlp[0]).toMatchObject({ kind: 'main', shards: [{ kind: 'worker', group: 'auto-0' }] });
-    expect(mlp.slice(1)).toEqual([{ kind: 'main' }, { kind: 'main' }]);
+    // A single gate has no other place to go: it is split even though splitting costs.
+    expect(balancedPlacement([10], [512], 2)).toEqual([{ kind: 'main', shards: [{ kind: 'worker', group: 'auto-0', units: 301 }] }]);
+  });
+
+  test('auto placement splits only where the split pays for its overhead', () => {
+    // Costs [8, 1, 1] with a main-thread share of 0.5. Whole: gate 0 in the worker, 8 against
+    // 2 / 0.5 = 4 on the main thread. Split 5/8 of gate 0 off (320 of 512 units): 5 · 1.25 = 6.25
+    // in the worker, (3 · 1.25 + 2) / 0.5 = 11.5 on the main thread, so whole wins; without overhead the split
+    // is 5 against (3 + 2) / 0.5 = 10, still worse. With share 1, the split's 6.25 / 5.75 beat 8.
+    const whole: PlacementSpec[] = [{ kind: 'worker', group: 'auto-0' }, { kind: 'main' }, { kind: 'main' }];
+    const split: PlacementSpec[] = [{ kind: 'main', shards: [{ kind: 'worker', group: 'auto-0', units: 320 }] }, { kind: 'main' }, { kind: 'main' }];
+    const [costs3, units3] = [[8, 1, 1], [512, 256, 10]];
+    expect(placementBottleneck(whole, costs3, units3, 0.5)).toBeCloseTo(8);
+    expect(placementBottleneck(split, costs3, units3, 0.5)).toBeCloseTo(11.5);
+    expect(placementBottleneck(split, costs3, units3, 0.5, 0)).toBeCloseTo(10);
+    expect(placementBottleneck(split, costs3, units3, 1)).toBeCloseTo(6.25);
+    expect(balancedPlacement(costs3, units3, 2, 1)).toEqual(split);
+    expect(balancedPlacement([100, 1], [32, 10], 2, 0.1)).toEqual([{ kind: 'worker', group: 'auto-0' }, { kind: 'main' }]);
+    // The MNIST MLP on 2 cores: gate 0 whole in the worker. splitPlacement still offers the split (hostGates' threads).
+    const context = { gates: mnistMlp(), inputShape: [784], backend: 'wasm', portable: true, cores: 2 };
+    expect(resolvePlacement('auto', context)).toEqual([{ kind: 'worker', group: 'auto-0' }, { kind: 'main' }, { kind: 'main' }]);
+    const costs = gateCosts(mnistMlp(), [784]);
+    expect(splitPlacement(costs, [512, 256, 10], 2)?.[0]).toMatchObject({ kind: 'main', shards: [{ kind: 'worker', group: 'auto-0', units: 452 }] });
   });
 });

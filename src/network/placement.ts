@@ -174,8 +174,8 @@ export function checkShards(index: number, shards: ShardSpec[], layers: tf.layer
 /**
  * The share of gate work the main thread takes in auto placement, relative to a worker thread:
  * it also runs the sentinels (batches, loss, metrics), routes the messages between threads and
- * joins split gates. 0.7 balances the two threads of the MNIST MLP benchmark on 2 cores (the
- * first gate's worker shard then gets 452 of its 512 units).
+ * joins split gates. With it, a split of the MNIST MLP's first gate on 2 cores would give its
+ * worker shard 452 of the 512 units.
  */
 export const MAIN_THREAD_SHARE = 0.7;
 
@@ -183,16 +183,71 @@ export const MAIN_THREAD_SHARE = 0.7;
 export const MIN_SPLIT_UNITS = 32;
 
 /**
+ * Extra work a split gate costs, as a fraction of the split-off part's own cost: each shard and
+ * the gate's own part pay it (input copies and messages, the output join, the gradient slices,
+ * a second optimizer step, smaller and less efficient matrix products). 0.25 is what the split
+ * of the MNIST MLP's first gate cost on 2 cores in `npm run bench` (wasm, fused optimizer
+ * kernels): its two threads used 17% more CPU per sample than gate 0 whole in a worker thread.
+ */
+export const SPLIT_OVERHEAD = 0.25;
+
+/**
+ * Estimated time per sample of the busiest place of `specs`, in cost units: each place's cost
+ * divided by its capacity (1 for a worker, `mainShare` for the main thread); the parts of a
+ * split gate cost `1 + splitOverhead` times their share of the gate.
+ */
+export function placementBottleneck(specs: PlacementSpec[], costs: number[], units: (number | undefined)[], mainShare = MAIN_THREAD_SHARE, splitOverhead = SPLIT_OVERHEAD): number {
+  const load = new Map<string, number>();
+  const add = (p: Place, cost: number) => {
+    const key = p.kind === 'main' ? 'main' : `${p.kind}/${p.group ?? ''}`;
+    load.set(key, (load.get(key) ?? 0) + cost / (p.kind === 'main' ? mainShare : 1));
+  };
+  specs.forEach((spec, g) => {
+    const cost = costs[g] as number;
+    if (!spec.shards) return add(spec, cost);
+    const all = units[g] as number;
+    const split = cost * (1 + splitOverhead);
+    let own = all;
+    for (const shard of spec.shards) {
+      add(shard, (split * shard.units) / all);
+      own -= shard.units;
+    }
+    add(spec, (split * own) / all);
+  });
+  return Math.max(...load.values());
+}
+
+/**
  * Balances a chain over `places` places (one worker thread per spare core, plus the main thread
- * last, next to the sentinels): the chain's cumulative cost is cut into shares, one per worker
- * and `mainShare` of one for the main thread. A cut that falls inside a gate of one Dense layer
- * of at least {@link MIN_SPLIT_UNITS} units splits that gate by output units, with the gate
- * itself at the later place (nearer the sentinels) and a shard at the earlier one; any other cut
- * moves to the nearer gate boundary. Slivers under 5% of a gate are not split off.
+ * last, next to the sentinels). Two candidates are compared by {@link placementBottleneck}, and
+ * the faster is returned:
+ * - whole gates: the contiguous partition that minimises the largest group's cost, the last
+ *   group on the main thread;
+ * - splits: the chain's cumulative cost is cut into shares, one per worker and `mainShare` of
+ *   one for the main thread. A cut that falls inside a gate of one Dense layer of at least
+ *   {@link MIN_SPLIT_UNITS} units splits that gate by output units, with the gate itself at the
+ *   later place (nearer the sentinels) and a shard at the earlier one; any other cut moves to
+ *   the nearer gate boundary. Slivers under 5% of a gate are not split off. A split pays
+ *   `splitOverhead` ({@link SPLIT_OVERHEAD}), so it wins only where whole gates balance badly.
  * @param costs each gate's cost ({@link gateCosts}); `units` each gate's output units when it
  *   can be split ({@link shardableUnits}), else undefined; `places` threads, the main one last.
  */
-export function balancedPlacement(costs: number[], units: (number | undefined)[], places: number, mainShare = MAIN_THREAD_SHARE): PlacementSpec[] {
+export function balancedPlacement(costs: number[], units: (number | undefined)[], places: number, mainShare = MAIN_THREAD_SHARE, splitOverhead = SPLIT_OVERHEAD): PlacementSpec[] {
+  const n = costs.length;
+  const groups = Math.min(places, n);
+  const whole: PlacementSpec[] = partition(costs, groups).map((g) => (g === groups - 1 ? { kind: 'main' } : { kind: 'worker', group: `auto-${g}` }));
+  const split = splitPlacement(costs, units, places, mainShare);
+  if (!split) return whole;
+  const time = (specs: PlacementSpec[]) => placementBottleneck(specs, costs, units, mainShare, splitOverhead);
+  return time(split) < time(whole) ? split : whole;
+}
+
+/**
+ * The split candidate of {@link balancedPlacement} on its own, or undefined when no cut falls
+ * inside a gate (then whole gates balance best). `hostGates` uses it: its worker threads take
+ * only shards.
+ */
+export function splitPlacement(costs: number[], units: (number | undefined)[], places: number, mainShare = MAIN_THREAD_SHARE): PlacementSpec[] | undefined {
   const n = costs.length;
   const prefix = [0];
   costs.forEach((c, i) => prefix.push((prefix[i] as number) + c));
@@ -209,11 +264,7 @@ export function balancedPlacement(costs: number[], units: (number | undefined)[]
     cuts.push(Math.max(position, cuts[cuts.length - 1] as number));
   }
   cuts.push(n);
-  if (cuts.every(Number.isInteger)) {
-    // No gate is split: the contiguous partition that minimises the largest group.
-    const groups = Math.min(places, n);
-    return partition(costs, groups).map((g) => (g === groups - 1 ? { kind: 'main' } : { kind: 'worker', group: `auto-${g}` }));
-  }
+  if (cuts.every(Number.isInteger)) return undefined;
   const placeOf = (p: number): Place => (p === places - 1 ? { kind: 'main' } : { kind: 'worker', group: `auto-${p}` });
   return costs.map((_, g) => {
     const pieces: [number, number][] = []; // [place, fraction of gate g]

@@ -13,7 +13,7 @@ import { describeError, InvalidArgumentError } from '../errors.js';
 import { Gate } from '../gate/index.js';
 import { mnistModel, type MnistModelName } from '../models/index.js';
 import { createOptimizer, type OptimizerSpec } from '../optim/index.js';
-import { balancedPlacement, deployGates, gateCosts, type PlacementSpec, shardableUnits } from './placement.js';
+import { deployGates, gateCosts, type PlacementSpec, shardableUnits, splitPlacement } from './placement.js';
 import type { GateDetached, GateMessage, ShardInfo } from '../protocol.js';
 import type { NatsNode } from '../transport/nats.js';
 import { announceSubject, type DiscoveredGate, discoverNetwork, parseSlice, type RegistrySlice, serveRegistry } from './discovery.js';
@@ -38,7 +38,7 @@ export interface HostGatesOptions {
   /**
    * Threads of this process the hosted gates use: the main thread plus `threads − 1` worker
    * threads, which compute shards of the hosted Dense gates (split by output units where the
-   * balanced cut falls, as `balancedPlacement` does for `Network.create`). Default 1 (main only).
+   * balanced cut falls: `splitPlacement`). Default 1 (main only).
    */
   threads?: number;
   /** Where log lines go; default `console.log`. */
@@ -116,7 +116,8 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
   const hosted = specs.slice(from, to + 1);
   // Worker threads only take shards: every gate itself stays on this thread, next to the NATS link.
   const placement: PlacementSpec[] =
-    threads > 1 ? balancedPlacement(gateCosts(hosted, shapes[from] as number[]), hosted.map((g) => shardableUnits(g.layers)), threads).map((p) => (p.shards ? { kind: 'main', shards: p.shards } : { kind: 'main' })) : hosted.map(() => ({ kind: 'main' }));
+    (threads > 1 ? splitPlacement(gateCosts(hosted, shapes[from] as number[]), hosted.map((g) => shardableUnits(g.layers)), threads) : undefined)?.map((p) => (p.shards ? { kind: 'main', shards: p.shards } : { kind: 'main' })) ??
+    hosted.map(() => ({ kind: 'main' }));
   const plans = hosted.map((spec, i) => ({
     name: spec.name ?? `gate-${from + i}`,
     layers: spec.layers,
