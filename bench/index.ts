@@ -6,8 +6,14 @@
  * with gates in child processes over a loopback nats-server, and prints throughput, ratios,
  * test accuracy and the target checks side by side.
  *
+ * Every competitor runs `--rounds` times, the rounds interleaved (fit, hand, …, nats, then again),
+ * so that a slow spell of this shared machine hits every row alike; a row shows its median round,
+ * and a ratio is the median of the per-round ratios. Each round warms up first with `--warmup`
+ * untimed batches on its fresh network, enough for V8 to finish compiling the hot JavaScript
+ * (with 5, the compiler threads still take a tenth of a core through the timed epoch).
+ *
  *   npm run bench -- [--backend wasm] [--data DIR] [--epochs 1] [--only fit,hand,akkordeon,workers,nats]
- *                    [--batch-size 128] [--warmup 5] [--json]
+ *                    [--batch-size 128] [--warmup 200] [--rounds 3] [--json]
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -17,11 +23,11 @@ import { Command, InvalidArgumentError as CommanderArgumentError } from 'command
 import { initBackend } from '../src/backend.js';
 import { describeError } from '../src/errors.js';
 import { akkordeonCompetitor } from './akkordeon.js';
-import { type Competitor, findMnistDir, loadBenchData, now } from './common.js';
+import { type BenchResult, type Competitor, findMnistDir, loadBenchData, now } from './common.js';
 import { fitCompetitor } from './fit.js';
 import { handwrittenCompetitor } from './handwritten.js';
 import { natsCompetitor } from './nats.js';
-import { checks, formatChecks, formatTable, type Row, writeJson } from './report.js';
+import { checks, formatChecks, formatTable, medianRow, type Row, writeJson } from './report.js';
 import { workersCompetitor } from './workers.js';
 import { positiveInt } from '../src/cli/flags.js';
 
@@ -45,6 +51,7 @@ interface Flags {
   only: string[];
   batchSize: number;
   warmup: number;
+  rounds: number;
   json: boolean;
 }
 
@@ -56,7 +63,8 @@ const program = new Command()
   .option('--epochs <n>', 'timed epochs per competitor', positiveInt('--epochs'), 1)
   .option('--only <list>', `competitors to run, comma-separated: ${COMPETITORS.map((c) => c.key).join(',')}`, competitorList, COMPETITORS.map((c) => c.key))
   .option('--batch-size <n>', 'samples per batch', positiveInt('--batch-size'), 128)
-  .option('--warmup <n>', 'untimed warm-up batches per competitor', positiveInt('--warmup', true), 5)
+  .option('--warmup <n>', 'untimed warm-up batches per competitor and round', positiveInt('--warmup', true), 200)
+  .option('--rounds <n>', 'rounds of every competitor, interleaved; rows show the median', positiveInt('--rounds'), 3)
   .option('--json', `also write the figures to ${path.relative(process.cwd(), RESULTS_FILE)}`, false)
   .parse();
 
@@ -71,30 +79,37 @@ async function main(flags: Flags): Promise<void> {
   );
   const load = os.loadavg()[0] ?? 0;
   if (load > 0.5) console.log(`note: load average ${load.toFixed(2)} before the run; other processes distort wall-clock figures (compare samples/CPU-s)`);
-  console.log(`batch size ${flags.batchSize} · ${flags.epochs} epoch(s) · ${flags.warmup} warm-up batches each (not timed)\n`);
+  console.log(`batch size ${flags.batchSize} · ${flags.epochs} epoch(s) · ${flags.warmup} warm-up batches each (not timed) · ${flags.rounds} round(s), interleaved\n`);
 
-  const rows: Row[] = [];
-  for (const competitor of COMPETITORS.filter((c) => flags.only.includes(c.key))) {
-    process.stdout.write(`${competitor.name} ... `);
-    const result = await competitor.train(data, flags.epochs).catch((error: unknown) => {
-      console.log(`FAILED: ${describeError(error)}`);
-      process.exitCode = 1; // the other rows still run and print
-      return undefined;
-    });
-    if (!result) continue;
-    rows.push({ key: competitor.key, name: competitor.name, result });
-    const leak = result.leakedTensors !== 0 ? `  (WARNING: ${result.leakedTensors} tensors not freed)` : '';
-    const cpuShare = (100 * result.cpuSeconds) / result.seconds;
-    console.log(
-      `${Math.round(result.samplesPerSecond)} samples/s, test accuracy ${(result.testAccuracy * 100).toFixed(2)}%, ` +
-        `CPU ${cpuShare.toFixed(0)}% of wall time, load average ${os.loadavg()[0]?.toFixed(2)}${leak}`,
-    );
-    if (result.note) console.log(`  ${result.note}`);
+  const chosen = COMPETITORS.filter((c) => flags.only.includes(c.key));
+  const rounds = new Map<string, (BenchResult | undefined)[]>(chosen.map((c) => [c.key, []]));
+  for (let round = 1; round <= flags.rounds; round++) {
+    for (const competitor of chosen) {
+      process.stdout.write(`${flags.rounds > 1 ? `[round ${round}] ` : ''}${competitor.name} ... `);
+      const result = await competitor.train(data, flags.epochs).catch((error: unknown) => {
+        console.log(`FAILED: ${describeError(error)}`);
+        process.exitCode = 1; // the other rows still run and print
+        return undefined;
+      });
+      rounds.get(competitor.key)?.push(result);
+      if (!result) continue;
+      const leak = result.leakedTensors !== 0 ? `  (WARNING: ${result.leakedTensors} tensors not freed)` : '';
+      const cpuShare = (100 * result.cpuSeconds) / result.seconds;
+      console.log(
+        `${Math.round(result.samplesPerSecond)} samples/s, test accuracy ${(result.testAccuracy * 100).toFixed(2)}%, ` +
+          `CPU ${cpuShare.toFixed(0)}% of wall time, load average ${os.loadavg()[0]?.toFixed(2)}${leak}`,
+      );
+      if (result.note && round === 1) console.log(`  ${result.note}`);
+    }
   }
+  const rows: Row[] = chosen.flatMap((c) => {
+    const row = medianRow(c.key, c.name, rounds.get(c.key) ?? []);
+    return row ? [row] : [];
+  });
 
   console.log(`\n${formatTable(rows)}\n\n${formatChecks(checks(rows))}`);
   if (flags.json) {
-    const meta = { date: new Date().toISOString(), backend, tfjs: tf.version.tfjs, node: process.version, cores: os.cpus().length, batchSize: flags.batchSize, epochs: flags.epochs, warmupBatches: flags.warmup };
+    const meta = { date: new Date().toISOString(), backend, tfjs: tf.version.tfjs, node: process.version, cores: os.cpus().length, batchSize: flags.batchSize, epochs: flags.epochs, warmupBatches: flags.warmup, rounds: flags.rounds };
     await writeJson(RESULTS_FILE, meta, rows);
     console.log(`\nwrote ${path.relative(process.cwd(), RESULTS_FILE)}`);
   }

@@ -6,11 +6,28 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BenchResult } from './common.js';
 
-/** One competitor's row. */
+/** One competitor's row: its median round, and every round in run order (undefined: it failed). */
 export interface Row {
   key: string;
   name: string;
   result: BenchResult;
+  rounds?: (BenchResult | undefined)[];
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
+
+/**
+ * The row of a competitor from its rounds: `result` is the round of median throughput (the
+ * lower middle one for an even count); undefined when every round failed.
+ */
+export function medianRow(key: string, name: string, rounds: (BenchResult | undefined)[]): Row | undefined {
+  const done = rounds.filter((r): r is BenchResult => r !== undefined).sort((a, b) => a.samplesPerSecond - b.samplesPerSecond);
+  const result = done[(done.length - 1) >> 1];
+  return result && { key, name, result, rounds };
 }
 
 /** A target: the throughput of row `key` at least `factor` times that of row `versus`. */
@@ -32,15 +49,19 @@ export const samplesPerCpuSecond = (r: BenchResult): number => r.samples / Math.
 
 /**
  * Throughput ratio of `key` to `versus` (wall-clock samples/s, or per CPU second with `cpu`),
- * or undefined when either is missing.
+ * or undefined when either is missing: the median of the per-round ratios over the rounds both
+ * completed (rounds run interleaved, so each pair shares the machine's state), else the ratio
+ * of the two rows' results.
  */
-function ratio(rows: Row[], key: string, versus: string, cpu = false): number | undefined {
-  const of = (k: string) => {
-    const r = rows.find((row) => row.key === k)?.result;
-    return r && (cpu ? samplesPerCpuSecond(r) : r.samplesPerSecond);
-  };
-  const [a, b] = [of(key), of(versus)];
-  return a !== undefined && b !== undefined ? a / b : undefined;
+export function ratio(rows: Row[], key: string, versus: string, cpu = false): number | undefined {
+  const [a, b] = [rows.find((row) => row.key === key), rows.find((row) => row.key === versus)];
+  if (!a || !b) return undefined;
+  const rate = (r: BenchResult) => (cpu ? samplesPerCpuSecond(r) : r.samplesPerSecond);
+  const paired = (a.rounds ?? []).flatMap((ra, i) => {
+    const rb = b.rounds?.[i];
+    return ra && rb ? [rate(ra) / rate(rb)] : [];
+  });
+  return paired.length > 0 ? median(paired) : rate(a.result) / rate(b.result);
 }
 
 /**
@@ -95,6 +116,7 @@ export async function writeJson(file: string, meta: Record<string, unknown>, row
       key: r.key,
       name: r.name,
       ...r.result,
+      roundsSamplesPerSecond: (r.rounds ?? [r.result]).map((x) => x?.samplesPerSecond ?? null),
       ratioVsFit: ratio(rows, r.key, 'fit') ?? null,
       ratioVsHandwritten: ratio(rows, r.key, 'hand') ?? null,
       ratioVsOneThread: ratio(rows, r.key, 'akkordeon') ?? null,
