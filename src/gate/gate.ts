@@ -25,6 +25,7 @@ import {
   toErrorInfo,
 } from '../errors.js';
 import type { Optimizer } from '../optim/index.js';
+import { allFinite } from '../optim/fused.js';
 import type {
   ErrorInfo,
   GateAbort,
@@ -231,7 +232,7 @@ export class Gate implements Actor<GateMessage> {
         `${this.name}: ${what} has shape [${t.shape}] but this gate takes [batch, ${shape}]. Reshape the data to ${shape.join('x')} features per sample.`,
       );
     }
-    if (this.checkFinite && !tf.tidy(() => tf.all(tf.isFinite(t)).dataSync()[0] as number)) {
+    if (this.checkFinite && !allFinite(t)) {
       throw new NonFiniteError(`${this.name}: ${what} contains NaN or Infinity; clean the data or lower the learning rate.`);
     }
   }

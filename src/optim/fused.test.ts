@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { setupBackend } from '../../test/helpers.js';
-import { fusedKernelsActive, fusedModuleText, loadFusedKernels, useFusedKernels } from './fused.js';
+import { allFinite, fusedKernelsActive, fusedModuleText, loadFusedKernels, useFusedKernels } from './fused.js';
 import type { Optimizer } from './optimizer.js';
 import { DCASGD, SGD } from './optimizers.js';
 
@@ -125,11 +125,34 @@ describe('fused optimizer kernels', () => {
     }
   });
 
+  test.each([true, false])('allFinite (fused kernels on: %s) finds NaN and ±Infinity anywhere, also in the scalar tail', (fused) => {
+    useFusedKernels(fused);
+    for (const size of [1, 3, 4, 5, 17, 1000]) {
+      const values = new Float32Array(size).map((_, i) => i - size / 2);
+      const clean = tf.tensor1d(values);
+      expect(allFinite(clean)).toBe(true);
+      clean.dispose();
+      for (const bad of [NaN, Infinity, -Infinity]) {
+        for (const at of [0, size - 1, size >> 1]) {
+          const copy = values.slice();
+          copy[at] = bad;
+          const t = tf.tensor1d(copy);
+          expect(allFinite(t)).toBe(false);
+          t.dispose();
+        }
+      }
+    }
+    // The largest finite float32 and denormals are finite.
+    const edge = tf.tensor1d([3.4028234663852886e38, -3.4028234663852886e38, 1e-45, -0]);
+    expect(allFinite(edge)).toBe(true);
+    edge.dispose();
+  });
+
   test('module text declares every kernel once', () => {
     const text = fusedModuleText();
     const names = [...text.matchAll(/\(export "([a-z_]+)"\)/g)].map((m) => m[1]);
     expect(names.sort()).toEqual(
-      ['dc_adaptive', 'dc_adaptive_momentum', 'dc_adaptive_stale', 'dc_adaptive_stale_momentum', 'dc_constant', 'dc_constant_momentum', 'sgd', 'sgd_momentum'].sort(),
+      ['all_finite', 'dc_adaptive', 'dc_adaptive_momentum', 'dc_adaptive_stale', 'dc_adaptive_stale_momentum', 'dc_constant', 'dc_constant_momentum', 'sgd', 'sgd_momentum'].sort(),
     );
   });
 });

@@ -1,7 +1,8 @@
 /**
- * Fused optimizer steps for the wasm backend: one pass of WebAssembly SIMD (f32x4) over a
- * parameter, its gradient and its slots, in place of the 8 to 16 elementwise tfjs kernels an
- * update otherwise takes. Each kernel reads its inputs straight from the tfjs wasm heap (the
+ * Fused kernels for the wasm backend: optimizer steps, and the finiteness check gates run on
+ * every input and gradient ({@link allFinite}). An optimizer step is one pass of WebAssembly
+ * SIMD (f32x4) over a parameter, its gradient and its slots, in place of the 8 to 16
+ * elementwise tfjs kernels an update otherwise takes. Each kernel reads its inputs straight from the tfjs wasm heap (the
  * module imports tfjs's own `WebAssembly.Memory`) and writes freshly allocated output tensors, so
  * inputs stay untouched for weight stashing.
  *
@@ -10,7 +11,7 @@
  * kernels are not loaded (another backend, or `useFusedKernels(false)`), the optimizers use tfjs
  * ops.
  *
- * The kernels are written as expression trees below, from which both the 4-lane SIMD loop and
+ * The optimizer kernels are written as expression trees below, from which both the 4-lane SIMD loop and
  * the scalar loop for the last `n mod 4` elements are generated as WebAssembly text, compiled by
  * `wabt` once per thread in {@link loadFusedKernels}.
  */
@@ -131,10 +132,47 @@ function kernelText(name: string, statements: Statement[]): string {
       (br $scalar))))`;
 }
 
+/**
+ * `all_finite(p, n)`: 1 when none of the `n` float32 values at byte offset `p` is NaN or ±∞
+ * (exponent bits all ones), else 0. One read pass, 4 lanes at a time.
+ */
+const ALL_FINITE = `
+  (func (export "all_finite") (param $p i32) (param $n i32) (result i32)
+    (local $i i32) (local $end i32) (local $bytes i32) (local $seen v128) (local $exponent v128)
+    (local.set $exponent (i32x4.splat (i32.const 0x7f800000)))
+    (local.set $end (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (local.set $bytes (i32.shl (local.get $n) (i32.const 2)))
+    (block $simd_done (loop $simd
+      (br_if $simd_done (i32.ge_u (local.get $i) (local.get $end)))
+      (local.set $seen (v128.or (local.get $seen)
+        (i32x4.eq (v128.and (v128.load (i32.add (local.get $p) (local.get $i))) (local.get $exponent)) (local.get $exponent))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $simd)))
+    (if (v128.any_true (local.get $seen)) (then (return (i32.const 0))))
+    (block $done (loop $scalar
+      (br_if $done (i32.ge_u (local.get $i) (local.get $bytes)))
+      (if (i32.eq (i32.and (i32.load (i32.add (local.get $p) (local.get $i))) (i32.const 0x7f800000)) (i32.const 0x7f800000))
+        (then (return (i32.const 0))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $scalar)))
+    (i32.const 1))`;
+
 /** The whole module's WebAssembly text (exported for inspection and tests). */
 export function fusedModuleText(): string {
   const funcs = Object.entries(kernels()).map(([name, statements]) => kernelText(name, statements));
-  return `(module\n  (import "env" "memory" (memory 1))${funcs.join('\n')}\n)`;
+  return `(module\n  (import "env" "memory" (memory 1))${funcs.join('\n')}${ALL_FINITE}\n)`;
+}
+
+/**
+ * Whether every value of `t` is finite (no NaN, no ±∞). On wasm with the kernels loaded, one
+ * SIMD pass over the heap; elsewhere, and for dtypes other than float32, `tf.all(tf.isFinite(t))`.
+ */
+export function allFinite(t: tf.Tensor): boolean {
+  if (fusedKernelsActive() && loaded && t.dtype === 'float32') {
+    const data = loaded.backend.dataIdMap.get(t.dataId);
+    if (data) return (loaded.fns.all_finite as (p: number, n: number) => number)(data.memoryOffset, t.size) === 1;
+  }
+  return tf.tidy(() => tf.all(tf.isFinite(t)).dataSync()[0] === 1);
 }
 
 /** Names of the fused kernels. */
