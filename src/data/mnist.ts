@@ -92,7 +92,11 @@ export async function loadMnist(dir: string, split: MnistSplitName): Promise<Mni
   const names = mnistFileNames(split);
   const imagesPath = path.join(dir, names.images);
   const labelsPath = path.join(dir, names.labels);
-  const [img, lab] = await Promise.all([readIdxGz(imagesPath), readIdxGz(labelsPath)]);
+  // Both reads run at once; a failure is reported for the images file first, whichever fails first.
+  const [imgResult, labResult] = await Promise.allSettled([readIdxGz(imagesPath), readIdxGz(labelsPath)]);
+  if (imgResult.status === 'rejected') throw imgResult.reason;
+  if (labResult.status === 'rejected') throw labResult.reason;
+  const [img, lab] = [imgResult.value, labResult.value];
 
   if (img.dims.length !== 3) {
     throw new DataFormatError(
