@@ -8,6 +8,7 @@
  * `conv2dTranspose`. Supports channels-last, `same`/`valid` padding, dilation 1.
  */
 import * as tf from '@tensorflow/tfjs';
+import { transpose2d } from '../optim/fused.js';
 import type { LayerOp, OpGradients, Saved } from './ops.js';
 
 interface ConvConfig {
@@ -114,7 +115,7 @@ export class ConvOp implements LayerOp {
     const [, outH, outW] = dz.shape;
     const patches = this.patches(x, kh, kw, outH, outW);
     const rows = dz.shape[0] * outH * outW;
-    const dW = tf.matMul(tf.transpose(tf.reshape(patches, [rows, kh * kw * channels])), tf.reshape(dz, [rows, filters]));
+    const dW = tf.matMul(transpose2d(tf.reshape(patches, [rows, kh * kw * channels]) as tf.Tensor2D), tf.reshape(dz, [rows, filters]) as tf.Tensor2D);
     return tf.reshape(dW, kernel.shape);
   }
 

@@ -4,11 +4,12 @@
  * Flatten and Reshape (here), Conv2D (`conv.ts`) and MaxPooling2D (`pool.ts`) have hand-written
  * backward passes that reuse the forward activations and
  * use plain `matMul` with explicit transposes (on wasm, `matMul` with `transposeA/B` falls back to
- * a slow scalar loop). Every other layer falls back to tfjs autograd on that layer alone,
+ * a slow scalar loop; the transposes run as SIMD kernels, `transpose2d`). Every other layer falls back to tfjs autograd on that layer alone,
  * recomputing its forward at the stashed weights.
  */
 import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from '../errors.js';
+import { transpose2d } from '../optim/fused.js';
 import { ConvOp, convSupported } from './conv.js';
 import { MaxPoolOp, maxPoolSupported } from './pool.js';
 
@@ -52,8 +53,8 @@ function matMulTransposeB(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   const [rows, inner] = a.shape;
   const cols = b.shape[0];
   // Transpose whichever side moves fewer elements: b, or a and the result.
-  if (cols * inner <= rows * (inner + cols)) return tf.matMul(a, tf.transpose(b));
-  return tf.transpose(tf.matMul(b, tf.transpose(a))) as tf.Tensor2D;
+  if (cols * inner <= rows * (inner + cols)) return tf.matMul(a, transpose2d(b));
+  return transpose2d(tf.matMul(b, transpose2d(a)));
 }
 
 class DenseOp implements LayerOp {
@@ -88,7 +89,7 @@ class DenseOp implements LayerOp {
       if (this.activation === 'relu') dz = tf.mul(dy, tf.step(y as tf.Tensor2D));
       else if (this.activation === 'sigmoid') dz = tf.mul(dy, tf.mul(y as tf.Tensor2D, tf.sub(1, y as tf.Tensor2D)));
       else if (this.activation === 'tanh') dz = tf.mul(dy, tf.sub(1, tf.square(y as tf.Tensor2D)));
-      const grads: tf.Tensor[] = [tf.matMul(tf.transpose(x), dz)];
+      const grads: tf.Tensor[] = [tf.matMul(transpose2d(x), dz)];
       if (this.useBias) grads.push(tf.sum(dz, 0));
       return needDx ? { grads, dx: matMulTransposeB(dz, w[0] as tf.Tensor2D) } : { grads };
     });

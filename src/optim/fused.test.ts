@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { setupBackend } from '../../test/helpers.js';
-import { allFinite, fusedKernelsActive, fusedModuleText, loadFusedKernels, useFusedKernels } from './fused.js';
+import { allFinite, fusedKernelsActive, fusedModuleText, loadFusedKernels, transpose2d, useFusedKernels } from './fused.js';
 import type { Optimizer } from './optimizer.js';
 import { DCASGD, SGD } from './optimizers.js';
 
@@ -148,11 +148,24 @@ describe('fused optimizer kernels', () => {
     edge.dispose();
   });
 
+  test.each([true, false])('transpose2d (fused kernels on: %s) equals tf.transpose for every edge case of the 4 x 4 blocks', (fused) => {
+    useFusedKernels(fused);
+    const before = tf.memory().numTensors;
+    for (const [rows, cols] of [[1, 1], [1, 6], [6, 1], [4, 4], [5, 7], [8, 3], [3, 8], [13, 17], [512, 128], [128, 784]] as const) {
+      const x = tf.randomNormal([rows, cols], 0, 1, 'float32', rows * 1000 + cols) as tf.Tensor2D;
+      const [ours, reference] = [transpose2d(x), tf.transpose(x)];
+      expect(ours.shape).toEqual([cols, rows]);
+      expect(Array.from(ours.dataSync())).toEqual(Array.from(reference.dataSync()));
+      tf.dispose([x, ours, reference]);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   test('module text declares every kernel once', () => {
     const text = fusedModuleText();
     const names = [...text.matchAll(/\(export "([a-z_]+)"\)/g)].map((m) => m[1]);
     expect(names.sort()).toEqual(
-      ['all_finite', 'dc_adaptive', 'dc_adaptive_momentum', 'dc_adaptive_stale', 'dc_adaptive_stale_momentum', 'dc_constant', 'dc_constant_momentum', 'sgd', 'sgd_momentum'].sort(),
+      ['all_finite', 'dc_adaptive', 'dc_adaptive_momentum', 'dc_adaptive_stale', 'dc_adaptive_stale_momentum', 'dc_constant', 'dc_constant_momentum', 'sgd', 'sgd_momentum', 'transpose'].sort(),
     );
   });
 });
