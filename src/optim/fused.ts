@@ -1,20 +1,20 @@
 /**
  * Fused kernels for the wasm backend: optimizer steps, the finiteness check gates run on every
  * input and gradient ({@link allFinite}), and the matrix transposes of dense backward passes
- * ({@link transpose2d}). An optimizer step is one pass of WebAssembly
- * SIMD (f32x4) over a parameter, its gradient and its slots, in place of the 8 to 16
- * elementwise tfjs kernels an update otherwise takes. Each kernel reads its inputs straight from the tfjs wasm heap (the
- * module imports tfjs's own `WebAssembly.Memory`) and writes freshly allocated output tensors, so
- * inputs stay untouched for weight stashing.
+ * ({@link transpose2d}). An optimizer step is one pass of WebAssembly SIMD (f32x4) over a
+ * parameter, its gradient and its slots, in place of the 8 to 16 elementwise tfjs kernels an
+ * update otherwise takes. Each kernel reads its inputs straight from the tfjs wasm heap (the
+ * module imports tfjs's own `WebAssembly.Memory`) and writes freshly allocated output tensors,
+ * so inputs stay untouched for weight stashing.
  *
  * Every kernel performs the same float32 operations in the same order as the tfjs path of
  * {@link SGD} and {@link DCASGD}, so results are bit-identical; the tests check that. Where the
  * kernels are not loaded (another backend, or `useFusedKernels(false)`), the optimizers use tfjs
  * ops.
  *
- * The optimizer kernels are written as expression trees below, from which both the 4-lane SIMD loop and
- * the scalar loop for the last `n mod 4` elements are generated as WebAssembly text, compiled by
- * `wabt` once per thread in {@link loadFusedKernels}.
+ * The optimizer kernels are written as expression trees below, from which both the 4-lane SIMD
+ * loop and the scalar loop for the last `n mod 4` elements are generated as WebAssembly text;
+ * the module is compiled by `wabt` once per thread in {@link loadFusedKernels}.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -243,18 +243,12 @@ export function fusedModuleText(): string {
  * float32, `tf.transpose`.
  */
 export function transpose2d(t: tf.Tensor2D): tf.Tensor2D {
-  if (fusedKernelsActive() && loaded && t.dtype === 'float32') {
-    const { backend, fns } = loaded;
-    const data = backend.dataIdMap.get(t.dataId);
-    if (data) {
-      const [rows, cols] = t.shape;
-      const out = tf.engine().makeTensorFromTensorInfo(backend.makeOutput([cols, rows], 'float32')) as tf.Tensor2D;
-      const target = backend.dataIdMap.get(out.dataId)?.memoryOffset ?? 0;
-      (fns.transpose as (src: number, dst: number, rows: number, cols: number) => void)(data.memoryOffset, target, rows, cols);
-      return out;
-    }
-  }
-  return tf.transpose(t);
+  const src = heapOffset(t);
+  if (src === undefined || !loaded) return tf.transpose(t);
+  const [rows, cols] = t.shape;
+  const [out, dst] = heapOutput([cols, rows]);
+  (loaded.fns.transpose as (src: number, dst: number, rows: number, cols: number) => void)(src, dst, rows, cols);
+  return out as tf.Tensor2D;
 }
 
 /**
@@ -262,10 +256,8 @@ export function transpose2d(t: tf.Tensor2D): tf.Tensor2D {
  * SIMD pass over the heap; elsewhere, and for dtypes other than float32, `tf.all(tf.isFinite(t))`.
  */
 export function allFinite(t: tf.Tensor): boolean {
-  if (fusedKernelsActive() && loaded && t.dtype === 'float32') {
-    const data = loaded.backend.dataIdMap.get(t.dataId);
-    if (data) return (loaded.fns.all_finite as (p: number, n: number) => number)(data.memoryOffset, t.size) === 1;
-  }
+  const p = heapOffset(t);
+  if (p !== undefined && loaded) return (loaded.fns.all_finite as (p: number, n: number) => number)(p, t.size) === 1;
   return tf.tidy(() => tf.all(tf.isFinite(t)).dataSync()[0] === 1);
 }
 
@@ -349,6 +341,19 @@ export function fusedKernelsActive(): boolean {
   return enabled && !!loaded && (tf.backend() as unknown) === loaded.backend;
 }
 
+/** Byte offset of `t`'s values in the wasm heap, when the kernels can run on it (active, float32). */
+function heapOffset(t: tf.Tensor): number | undefined {
+  if (!loaded || !fusedKernelsActive() || t.dtype !== 'float32') return undefined;
+  return loaded.backend.dataIdMap.get(t.dataId)?.memoryOffset;
+}
+
+/** A new float32 tensor of `shape` on the heap, values not initialised, and its byte offset. */
+function heapOutput(shape: number[]): [tf.Tensor, number] {
+  const backend = (loaded as NonNullable<typeof loaded>).backend;
+  const out = tf.engine().makeTensorFromTensorInfo(backend.makeOutput(shape, 'float32'));
+  return [out, backend.dataIdMap.get(out.dataId)?.memoryOffset ?? 0];
+}
+
 /** Hyper-parameters of a kernel call (see {@link kernels} for the meaning of `a`, `b`, `c`). */
 export interface FusedArgs {
   a?: number;
@@ -370,31 +375,23 @@ export function runFused(
   inputs: { w: tf.Tensor; g: tf.Tensor; wf?: tf.Tensor; ms?: tf.Tensor; v?: tf.Tensor },
   args: FusedArgs,
 ): { w: tf.Tensor; ms?: tf.Tensor; v?: tf.Tensor } | undefined {
-  if (!fusedKernelsActive() || !loaded) return undefined;
-  const { backend, fns } = loaded;
+  if (!loaded) return undefined;
   const pointers: number[] = [];
   for (const key of ['w', 'g', 'wf', 'ms', 'v'] as const) {
     const t = inputs[key];
-    if (!t) {
-      pointers.push(0);
-      continue;
-    }
-    if (t.dtype !== 'float32' || t.size !== inputs.w.size) return undefined;
-    const data = backend.dataIdMap.get(t.dataId);
-    if (!data) return undefined;
-    pointers.push(data.memoryOffset);
+    const p = !t ? 0 : t.size === inputs.w.size ? heapOffset(t) : undefined;
+    if (p === undefined) return undefined;
+    pointers.push(p);
   }
   const shape = inputs.w.shape;
-  const make = () => tf.engine().makeTensorFromTensorInfo(backend.makeOutput(shape, 'float32'));
-  const w = make();
-  const ms = inputs.ms ? make() : undefined;
-  const v = inputs.v ? make() : undefined;
-  const offset = (t?: tf.Tensor) => (t ? (backend.dataIdMap.get(t.dataId)?.memoryOffset ?? 0) : 0);
-  (fns[kernel] as KernelFn)(
+  const [w, wOut] = heapOutput(shape);
+  const [ms, msOut] = inputs.ms ? heapOutput(shape) : [undefined, 0];
+  const [v, vOut] = inputs.v ? heapOutput(shape) : [undefined, 0];
+  (loaded.fns[kernel] as KernelFn)(
     ...pointers,
-    offset(w),
-    offset(ms),
-    offset(v),
+    wOut,
+    msOut,
+    vOut,
     inputs.w.size,
     args.a ?? 0,
     args.b ?? 0,
