@@ -33,7 +33,8 @@ async function tryBackend(name: BackendName): Promise<boolean> {
 /**
  * Selects and initialises a tfjs backend and returns its name.
  *
- * On wasm it also compiles the fused optimizer kernels (`loadFusedKernels`).
+ * On wasm it also compiles the fused kernels (`loadFusedKernels`): optimizer steps, finiteness
+ * checks and transposes.
  *
  * @param requested a backend name, or `'auto'`/undefined for the first that works of
  *   `tensorflow`, `wasm`, `cpu`. Defaults to the `AKKORDEON_BACKEND` environment variable (which

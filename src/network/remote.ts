@@ -115,9 +115,11 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
   const optimizer = options.optimizer ?? DEFAULT_REMOTE_OPTIMIZER;
   const hosted = specs.slice(from, to + 1);
   // Worker threads only take shards: every gate itself stays on this thread, next to the NATS link.
-  const placement: PlacementSpec[] =
-    (threads > 1 ? splitPlacement(gateCosts(hosted, shapes[from] as number[]), hosted.map((g) => shardableUnits(g.layers)), threads) : undefined)?.map((p) => (p.shards ? { kind: 'main', shards: p.shards } : { kind: 'main' })) ??
-    hosted.map(() => ({ kind: 'main' }));
+  const split = threads > 1 ? splitPlacement(gateCosts(hosted, shapes[from] as number[]), hosted.map((g) => shardableUnits(g.layers)), threads) : undefined;
+  const placement: PlacementSpec[] = hosted.map((_, i) => {
+    const shards = split?.[i]?.shards;
+    return shards ? { kind: 'main', shards } : { kind: 'main' };
+  });
   const plans = hosted.map((spec, i) => ({
     name: spec.name ?? `gate-${from + i}`,
     layers: spec.layers,

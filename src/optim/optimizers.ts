@@ -60,7 +60,8 @@ export class SGD extends Optimizer {
   /**
    * One fused step (see `fused.ts`) of `kernel`, or of its `_momentum` form when momentum is on
    * (the momentum slot is read and replaced here); returns the new parameter, or undefined when
-   * no fused kernel can run, in which case nothing was changed.
+   * no fused kernel can run. Then no slot was replaced; a missing momentum slot may have been
+   * created as zeros, as the tfjs path would create it.
    */
   protected fusedStep(
     index: number,
