@@ -8,7 +8,7 @@
  * so inputs stay untouched for weight stashing.
  *
  * Every kernel performs the same float32 operations in the same order as the tfjs path of
- * {@link SGD} and {@link DCASGD}, so results are bit-identical; the tests check that. Where the
+ * {@link SGD}, {@link DCASGD} and {@link Adam}, so results are bit-identical; the tests check that. Where the
  * kernels are not loaded (another backend, or `useFusedKernels(false)`), the optimizers use tfjs
  * ops.
  *
@@ -28,7 +28,7 @@ interface Expr {
 const POINTERS = ['w', 'g', 'wf', 'ms', 'v', 'ow', 'oms', 'ov'] as const;
 type Pointer = (typeof POINTERS)[number];
 /** Scalar hyper-parameters shared by every kernel (float32). */
-const SCALARS = ['a', 'b', 'c', 'eps', 'mu', 'lr'] as const;
+const SCALARS = ['a', 'b', 'c', 'd', 'eps', 'mu', 'lr'] as const;
 type Scalar = (typeof SCALARS)[number];
 
 const at = (p: Pointer) => `(i32.add (local.get $${p}) (local.get $i))`;
@@ -60,8 +60,9 @@ function body(build: (bind: (name: string, value: Expr) => Expr, store: (p: Poin
 }
 
 /**
- * The kernels. Hyper-parameters by kernel: `a`, `b`, `c` are the DC-ASGD constants (see each),
- * `mu` the momentum, `lr` the learning rate. Each mirrors the tfjs code of `optimizers.ts`.
+ * The kernels. Hyper-parameters by kernel: `a`, `b`, `c`, `d` are the DC-ASGD or Adam constants
+ * (see each), `mu` the momentum, `lr` the learning rate (Adam: its bias-corrected step size).
+ * Each mirrors the tfjs code of `optimizers.ts`.
  */
 function kernels(): Record<string, Statement[]> {
   // SGD direction: v ← μ v + g̃; w ← w − η v (momentum), or w ← w − η g̃ (none).
@@ -95,6 +96,17 @@ function kernels(): Record<string, Statement[]> {
       });
     }
   }
+  // Adam (Kingma & Ba, ICLR 2015, Algorithm 1), moments in the `ms` (m) and `v` (v) slots:
+  // m ← β1 m + (1 − β1) g; v ← β2 v + (1 − β2) g²; w ← w − α_t m / (√v + ε).
+  // a = β1, b = 1 − β1, c = β2, d = 1 − β2, lr = α_t.
+  out.adam = body((bind, store) => {
+    const g = bind('g', load('g'));
+    const m = bind('m2', add(mul(load('ms'), param('a')), mul(g, param('b'))));
+    store('oms', m);
+    const v = bind('v2', add(mul(load('v'), param('c')), mul(mul(g, g), param('d'))));
+    store('ov', v);
+    store('ow', sub(load('w'), mul(div(m, add(sqrt(v), param('eps'))), param('lr'))));
+  });
   return out;
 }
 
@@ -270,7 +282,8 @@ export type FusedKernelName =
   | 'dc_adaptive'
   | 'dc_adaptive_momentum'
   | 'dc_adaptive_stale'
-  | 'dc_adaptive_stale_momentum';
+  | 'dc_adaptive_stale_momentum'
+  | 'adam';
 
 type KernelFn = (...args: number[]) => void;
 
@@ -359,6 +372,7 @@ export interface FusedArgs {
   a?: number;
   b?: number;
   c?: number;
+  d?: number;
   eps?: number;
   mu?: number;
   lr: number;
@@ -367,8 +381,9 @@ export interface FusedArgs {
 /**
  * Runs a fused kernel when it is loaded for the active backend, enabled, and every given tensor
  * is float32 on the wasm heap; returns undefined otherwise (the caller then uses tfjs ops).
- * Returns the new parameter and, when the kernel writes them, the new mean square and momentum
- * (tracked by the enclosing `tf.tidy` like any op's output).
+ * Returns the new parameter and, when the kernel writes them, the new `ms` (mean square, or
+ * Adam's first moment) and `v` (momentum, or Adam's second moment), tracked by the enclosing
+ * `tf.tidy` like any op's output.
  */
 export function runFused(
   kernel: FusedKernelName,
@@ -396,6 +411,7 @@ export function runFused(
     args.a ?? 0,
     args.b ?? 0,
     args.c ?? 0,
+    args.d ?? 0,
     args.eps ?? 0,
     args.mu ?? 0,
     args.lr,

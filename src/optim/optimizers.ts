@@ -107,6 +107,18 @@ export class Adam extends Optimizer {
   }
 
   protected updateParam(index: number, w: tf.Tensor, g: tf.Tensor): tf.Tensor {
+    const t = this.iterations;
+    const stepSize = (this.learningRate * Math.sqrt(1 - this.beta2 ** t)) / (1 - this.beta1 ** t);
+    const fused = runFused(
+      'adam',
+      { w, g, ms: this.slot(index, 'm', () => tf.zerosLike(w)), v: this.slot(index, 'v', () => tf.zerosLike(w)) },
+      { a: this.beta1, b: 1 - this.beta1, c: this.beta2, d: 1 - this.beta2, eps: this.epsilon, lr: stepSize },
+    );
+    if (fused?.ms && fused.v) {
+      this.setSlot(index, 'm', fused.ms);
+      this.setSlot(index, 'v', fused.v);
+      return fused.w;
+    }
     const m = tf.add(tf.mul(this.slot(index, 'm', () => tf.zerosLike(w)), this.beta1), tf.mul(g, 1 - this.beta1));
     const v = tf.add(
       tf.mul(this.slot(index, 'v', () => tf.zerosLike(w)), this.beta2),
@@ -114,8 +126,6 @@ export class Adam extends Optimizer {
     );
     this.setSlot(index, 'm', m);
     this.setSlot(index, 'v', v);
-    const t = this.iterations;
-    const stepSize = (this.learningRate * Math.sqrt(1 - this.beta2 ** t)) / (1 - this.beta1 ** t);
     return tf.sub(w, tf.mul(tf.div(m, tf.add(tf.sqrt(v), this.epsilon)), stepSize));
   }
 }
