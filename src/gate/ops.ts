@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from '../errors.js';
-import { transpose2d } from '../optim/fused.js';
+import { columnSum, sparseMatMul, transpose2d } from '../optim/fused.js';
 import { ConvOp, convSupported } from './conv.js';
 import { MaxPoolOp, maxPoolSupported } from './pool.js';
 
@@ -50,6 +50,8 @@ function activationName(layer: tf.layers.Layer): string {
 
 /** `a · bᵀ` for 2-D tensors without the slow transposed `matMul` path. */
 function matMulTransposeB(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  const sparse = sparseMatMul(a, () => transpose2d(b));
+  if (sparse) return sparse;
   const [rows, inner] = a.shape;
   const cols = b.shape[0];
   // Transpose whichever side moves fewer elements: b, or a and the result.
@@ -70,7 +72,7 @@ class DenseOp implements LayerOp {
 
   forward(x: tf.Tensor, w: tf.Tensor[], training: boolean): { y: tf.Tensor; saved: Saved } {
     return tf.tidy(() => {
-      let z = tf.matMul(x as tf.Tensor2D, w[0] as tf.Tensor2D) as tf.Tensor;
+      let z: tf.Tensor = sparseMatMul(x as tf.Tensor2D, w[0] as tf.Tensor2D) ?? tf.matMul(x as tf.Tensor2D, w[0] as tf.Tensor2D);
       if (this.useBias) z = tf.add(z, w[1] as tf.Tensor);
       let y = z;
       if (this.activation === 'relu') y = tf.relu(z);
@@ -89,8 +91,9 @@ class DenseOp implements LayerOp {
       if (this.activation === 'relu') dz = tf.mul(dy, tf.step(y as tf.Tensor2D));
       else if (this.activation === 'sigmoid') dz = tf.mul(dy, tf.mul(y as tf.Tensor2D, tf.sub(1, y as tf.Tensor2D)));
       else if (this.activation === 'tanh') dz = tf.mul(dy, tf.sub(1, tf.square(y as tf.Tensor2D)));
-      const grads: tf.Tensor[] = [tf.matMul(transpose2d(x), dz)];
-      if (this.useBias) grads.push(tf.sum(dz, 0));
+      const xT = transpose2d(x);
+      const grads: tf.Tensor[] = [sparseMatMul(xT, dz) ?? tf.matMul(xT, dz)];
+      if (this.useBias) grads.push(columnSum(dz));
       return needDx ? { grads, dx: matMulTransposeB(dz, w[0] as tf.Tensor2D) } : { grads };
     });
   }

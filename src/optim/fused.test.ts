@@ -5,7 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { setupBackend } from '../../test/helpers.js';
-import { allFinite, fusedKernelsActive, fusedModuleText, loadFusedKernels, transpose2d, useFusedKernels } from './fused.js';
+import { InvalidArgumentError } from '../errors.js';
+import { allFinite, columnSum, fusedKernelsActive, fusedModuleText, loadFusedKernels, sparseMatMul, transpose2d, useFusedKernels } from './fused.js';
 import type { Optimizer } from './optimizer.js';
 import { Adam, DCASGD, SGD } from './optimizers.js';
 
@@ -169,7 +170,103 @@ describe('fused optimizer kernels', () => {
     const text = fusedModuleText();
     const names = [...text.matchAll(/\(export "([a-z_]+)"\)/g)].map((m) => m[1]);
     expect(names.sort()).toEqual(
-      ['adam', 'all_finite', 'dc_adaptive', 'dc_adaptive_momentum', 'dc_adaptive_stale', 'dc_adaptive_stale_momentum', 'dc_constant', 'dc_constant_momentum', 'sgd', 'sgd_momentum', 'transpose'].sort(),
+      ['adam', 'all_finite', 'col_sum', 'compress_rows', 'count_nonzero', 'spmm', 'dc_adaptive', 'dc_adaptive_momentum', 'dc_adaptive_stale', 'dc_adaptive_stale_momentum', 'dc_constant', 'dc_constant_momentum', 'sgd', 'sgd_momentum', 'transpose'].sort(),
     );
+  });
+});
+
+/** A `[rows, cols]` matrix of normal values, each kept with probability `density`; row `emptyRow` all zeros. */
+function sparseMatrix(rows: number, cols: number, density: number, seed: number, emptyRow = -1): tf.Tensor2D {
+  return tf.tidy(() => {
+    const keep = tf.cast(tf.less(tf.randomUniform([rows, cols], 0, 1, 'float32', seed + 1), density), 'float32');
+    const rowMask = tf.cast(tf.notEqual(tf.range(0, rows), emptyRow), 'float32').reshape([rows, 1]);
+    return tf.mul(tf.mul(tf.randomNormal([rows, cols], 0, 1, 'float32', seed), keep), rowMask) as tf.Tensor2D;
+  });
+}
+
+describe('sparse products', () => {
+  // n = 70 takes two 32-column blocks, one 4-column block and two single columns; k = 37 leaves
+  // a 1-value tail after the 4-value blocks that compress_rows tests at once.
+  test.each([
+    [1, 1, 1, 1],
+    [5, 37, 3, 0.3],
+    [9, 8, 4, 0.5],
+    [16, 37, 70, 0.25],
+    [128, 784, 512, 0.19],
+    [33, 64, 10, 0],
+  ])('[%i, %i] · [%i columns] at density %f equals tf.matMul, with an all-zero row, and frees its scratch', (m, k, n, density) => {
+    if (backend !== 'wasm') return;
+    const a = sparseMatrix(m, k, density, m * 100 + k, m > 2 ? 2 : -1);
+    const b = tf.randomNormal([k, n], 0, 1, 'float32', 5) as tf.Tensor2D;
+    const reference = tf.matMul(a, b);
+    const before = tf.memory();
+    const ours = sparseMatMul(a, b, 1) as tf.Tensor2D;
+    expect(tf.memory().numTensors).toBe(before.numTensors + 1);
+    expect(tf.memory().numBytes).toBe(before.numBytes + 4 * m * n);
+    expect(ours.shape).toEqual([m, n]);
+    const [x, y] = [ours.dataSync(), reference.dataSync()];
+    let worst = 0; // largest error relative to max(1, |reference|)
+    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs((x[i] as number) - (y[i] as number)) / Math.max(1, Math.abs(y[i] as number)));
+    expect(worst).toBeLessThanOrEqual(1e-5);
+    tf.dispose([a, b, reference, ours]);
+  });
+
+  test('leaves dense operands to the caller, without calling a lazy right-hand side', () => {
+    const a = sparseMatrix(16, 32, 0.9, 1);
+    let called = 0;
+    const lazy = () => {
+      called++;
+      return tf.ones([32, 8]) as tf.Tensor2D;
+    };
+    const before = tf.memory().numTensors;
+    expect(sparseMatMul(a, lazy, 0.5)).toBeUndefined();
+    expect(called).toBe(0);
+    expect(tf.memory().numTensors).toBe(before);
+    if (backend === 'wasm') {
+      // Sparse enough: the lazy operand is built, used and disposed.
+      const product = sparseMatMul(a, lazy, 1) as tf.Tensor2D;
+      expect(called).toBe(1);
+      expect(tf.memory().numTensors).toBe(before + 1);
+      product.dispose();
+    }
+    a.dispose();
+  });
+
+  test('names mismatched inner dimensions', () => {
+    if (backend !== 'wasm') return;
+    const [a, b] = [tf.zeros([4, 5]) as tf.Tensor2D, tf.ones([6, 3]) as tf.Tensor2D];
+    const before = tf.memory().numTensors;
+    expect(() => sparseMatMul(a, () => tf.ones([6, 3]) as tf.Tensor2D)).toThrow(InvalidArgumentError);
+    expect(() => sparseMatMul(a, b)).toThrow(/inner dimensions differ, \[4,5\] × \[6,3\]/);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([a, b]);
+  });
+
+  test('counts NaN as non-zero and carries it into the product', () => {
+    if (backend !== 'wasm') return;
+    const a = tf.tensor2d([[0, NaN, 0, 0, 0]]);
+    const b = tf.ones([5, 3]) as tf.Tensor2D;
+    const product = sparseMatMul(a, b, 0.5) as tf.Tensor2D;
+    expect(Array.from(product.dataSync()).every(Number.isNaN)).toBe(true);
+    tf.dispose([a, b, product]);
+  });
+
+  test('is off where the kernels are (fused kernels off: the caller multiplies densely)', () => {
+    useFusedKernels(false);
+    const [a, b] = [tf.zeros([4, 4]) as tf.Tensor2D, tf.ones([4, 4]) as tf.Tensor2D];
+    expect(sparseMatMul(a, b, 1)).toBeUndefined();
+    tf.dispose([a, b]);
+  });
+
+  test.each([true, false])('columnSum (fused kernels on: %s) equals tf.sum over axis 0, including the 1-3 last columns', (fused) => {
+    useFusedKernels(fused);
+    for (const [rows, cols] of [[1, 1], [3, 7], [128, 512], [128, 10], [0, 5]] as const) {
+      const x = tf.randomNormal([rows, cols], 0, 1, 'float32', rows + cols) as tf.Tensor2D;
+      const [ours, reference] = [columnSum(x), tf.sum(x, 0)];
+      expect(ours.shape).toEqual([cols]);
+      const [o, r] = [ours.dataSync(), reference.dataSync()];
+      for (let i = 0; i < cols; i++) expect(Math.abs((o[i] as number) - (r[i] as number))).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(r[i] as number)));
+      tf.dispose([x, ours, reference]);
+    }
   });
 });
