@@ -20,7 +20,7 @@ import { processCpuSeconds, type Started, startHosts, startNats } from './proces
 
 /** The splits of the 3 gates over network processes that are probed. */
 const SPLITS = [
-  { label: 'one process, 2 threads (gate 0 split by units)', ranges: ['0-2'], threads: 2 },
+  { label: 'one process, 2 threads (placement auto)', ranges: ['0-2'], threads: 2 },
   { label: 'two processes (gate 0 | gates 1-2)', ranges: ['0-0', '1-2'], threads: 1 },
 ];
 /** Batches of the probe that picks the faster split (after the warm-up). */

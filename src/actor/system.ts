@@ -212,6 +212,11 @@ export class ActorSystem {
     return new Ref<M>(id, name, node, this);
   }
 
+  /** True while this system has an explicit route to `node` (a worker or child process it started, a peer). */
+  hasRoute(node: string): boolean {
+    return this.routes.has(node);
+  }
+
   /** Routes frames for `node` over `link` (a worker, a child process). */
   addRoute(node: string, link: Link): void {
     this.routes.set(node, link);

@@ -143,7 +143,7 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
       .option('--decay-steps <n>', 'decay the learning rate to 0 along a cosine over this many updates per gate', positiveInt('--decay-steps'))
       .option('--warmup <n>', 'warm the learning rate up over this many updates (with --decay-steps)', positiveInt('--warmup'))
       .option('--seed <n>', 'seed of the initial weights and dropout', positiveInt('--seed'), 1)
-      .option('--threads <n|auto>', 'threads for the hosted gates: worker threads take shards of the Dense gates (auto: one per core)', threadCount, 1),
+      .option('--threads <n|auto>', 'threads for the hosted gates: whole gates or shards of Dense gates in worker threads, as placement auto balances them (auto: one per core)', threadCount, 1),
   )
     .showHelpAfterError()
     .parse(argv);
@@ -173,7 +173,8 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
   log(`network ${args.name}: hosting gates ${first}-${last} of ${hosted.total} (${args.model}, DC-ASGD lr ${lr}, momentum ${args.momentum}) on node ${system.node}, backend ${backend}, NATS ${nats.servers.join(',')}`);
   for (const { index, ref, gate, inputShape, outputShape, shards } of hosted.gates) {
     const split = shards.length > 0 ? `, ${shards.map((s) => `${s.units} units in worker thread ${s.ref.node}`).join(', ')}` : '';
-    log(`  gate ${index} ${gate.name}: [${inputShape}] -> [${outputShape}] (${ref.id}${split})`);
+    const where = gate ? '' : `, in worker thread ${ref.node}`;
+    log(`  gate ${index} ${ref.name}: [${inputShape}] -> [${outputShape}] (${ref.id}${where}${split})`);
   }
   const stop = await onStopSignal(options.signal).stopped;
   log(`network ${args.name}: stopping (${stop})`);

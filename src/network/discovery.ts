@@ -25,6 +25,11 @@ export interface RegistryGate {
   /** Per-sample shapes, e.g. `[784]` and `[512]`. */
   inputShape: number[];
   outputShape: number[];
+  /**
+   * The node of the gate's actor when it is not the slice's own node: a worker thread of the
+   * hosting process, which that process serves on NATS (`NatsNode.serve`).
+   */
+  node?: string;
 }
 
 /** What one hosting process answers: its node and the gates it hosts. */
@@ -75,7 +80,7 @@ const sliceSchema = z.object({
   total: z.number().int().min(1).max(10_000),
   wired: z.boolean(),
   model: z.string().max(200).optional(),
-  gates: z.array(z.object({ index: z.number().int().min(0), id: z.string().min(1).max(128), name: z.string().max(256), inputShape: shape, outputShape: shape })).max(10_000),
+  gates: z.array(z.object({ index: z.number().int().min(0), id: z.string().min(1).max(128), name: z.string().max(256), inputShape: shape, outputShape: shape, node: token.optional() })).max(10_000),
 });
 
 /** The registry subject of a network. */
@@ -181,7 +186,7 @@ function directory(network: string, total: number, slices: Map<string, RegistryS
   const found = new Map<number, DiscoveredGate>();
   for (const node of [...slices.keys()].sort()) {
     for (const gate of (slices.get(node) as RegistrySlice).gates) {
-      if (gate.index < total && !found.has(gate.index)) found.set(gate.index, { ...gate, node });
+      if (gate.index < total && !found.has(gate.index)) found.set(gate.index, { ...gate, node: gate.node ?? node });
     }
   }
   const gates = new Map([...found].sort(([a], [b]) => a - b));

@@ -13,7 +13,7 @@ import { describeError, InvalidArgumentError } from '../errors.js';
 import { Gate } from '../gate/index.js';
 import { mnistModel, type MnistModelName } from '../models/index.js';
 import { createOptimizer, type OptimizerSpec } from '../optim/index.js';
-import { deployGates, gateCosts, type PlacementSpec, shardableUnits, splitPlacement } from './placement.js';
+import { balancedPlacement, deployGates, gateCosts, type PlacementSpec, shardableUnits } from './placement.js';
 import type { GateDetached, GateMessage, ShardInfo } from '../protocol.js';
 import type { NatsNode } from '../transport/nats.js';
 import { announceSubject, type DiscoveredGate, discoverNetwork, parseSlice, type RegistrySlice, serveRegistry } from './discovery.js';
@@ -37,8 +37,10 @@ export interface HostGatesOptions {
   retryMs?: number;
   /**
    * Threads of this process the hosted gates use: the main thread plus `threads − 1` worker
-   * threads, which compute shards of the hosted Dense gates (split by output units where the
-   * balanced cut falls: `splitPlacement`). Default 1 (main only).
+   * threads, placed as `Network.create`'s `'auto'` does (`balancedPlacement`): whole gates in
+   * workers, or a Dense gate split by output units where that balances better. A gate in a
+   * worker is served on NATS under the worker's node (`NatsNode.serve`), and the worker checks
+   * every message like a process does. Default 1 (main only).
    */
   threads?: number;
   /** Where log lines go; default `console.log`. */
@@ -49,8 +51,8 @@ export interface HostGatesOptions {
 export interface HostedGate {
   index: number;
   ref: ActorRef<GateMessage>;
-  /** The gate object (for a split gate, its main-thread part). */
-  gate: Gate;
+  /** The gate object when it runs on this thread (for a split gate, its main-thread part); undefined for a gate in a worker thread. */
+  gate?: Gate;
   /** Per-sample input and output shapes of the whole gate. */
   inputShape: number[];
   outputShape: number[];
@@ -74,7 +76,7 @@ export interface HostedGates {
   readonly events: EventEmitter<HostedGatesEvents>;
   /** Resolves once every hosted gate has been wired to its neighbours. */
   readonly wired: Promise<void>;
-  /** Batches whose backward pass has not arrived yet, over every hosted gate. */
+  /** Batches whose backward pass has not arrived yet, over the hosted gates on this thread (not those in worker threads). */
   inFlight(): number;
   /** Frees every batch of sentinels on `node`; returns how many were dropped. */
   detachNode(node: string): Promise<number>;
@@ -114,29 +116,29 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
   const shapes = chainShapes(specs, [784]);
   const optimizer = options.optimizer ?? DEFAULT_REMOTE_OPTIMIZER;
   const hosted = specs.slice(from, to + 1);
-  // Worker threads only take shards: every gate itself stays on this thread, next to the NATS link.
-  const split = threads > 1 ? splitPlacement(gateCosts(hosted, shapes[from] as number[]), hosted.map((g) => shardableUnits(g.layers)), threads) : undefined;
-  const placement: PlacementSpec[] = hosted.map((_, i) => {
-    const shards = split?.[i]?.shards;
-    return shards ? { kind: 'main', shards } : { kind: 'main' };
-  });
+  const placement: PlacementSpec[] =
+    threads > 1 ? balancedPlacement(gateCosts(hosted, shapes[from] as number[]), hosted.map((g) => shardableUnits(g.layers)), threads) : hosted.map(() => ({ kind: 'main' }));
   const plans = hosted.map((spec, i) => ({
     name: spec.name ?? `gate-${from + i}`,
     layers: spec.layers,
-    optimizer: createOptimizer(optimizer),
+    optimizer: placement[i]?.kind === 'main' ? createOptimizer(optimizer) : optimizer, // a worker builds its own from the spec
     spec: optimizer,
     seed: seed + from + i,
     checkFinite: options.checkFinite,
   }));
-  const deployment = await deployGates(system, plans, shapes[from] as number[], placement);
+  // Workers receive frames relayed from NATS, so they validate them as a process would.
+  const deployment = await deployGates(system, plans, shapes[from] as number[], placement, { validate: true });
   const gates: HostedGate[] = deployment.gates.map((ref, i) => ({
     index: from + i,
     ref,
-    gate: deployment.local.get(i) as Gate,
+    gate: deployment.local.get(i),
     inputShape: shapes[from + i] as number[],
     outputShape: shapes[from + i + 1] as number[],
     shards: deployment.shards.get(i) ?? [],
   }));
+  // Gates in worker threads are reached from other processes through this connection.
+  const workerNodes = [...new Set(gates.map((g) => g.ref.node).filter((node) => node !== system.node))];
+  const unserve = workerNodes.map((node) => nats.serve(node, `${network} gates ${deployment.gateNodes.get(node)?.join(', ') ?? ''}`.trim()));
   const events = new EventEmitter<HostedGatesEvents>();
   const neighbours: { previous?: DiscoveredGate; next?: DiscoveredGate } = {};
   const needed = [from - 1, to + 1].filter((i) => i >= 0 && i < total);
@@ -151,7 +153,7 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
     total,
     wired,
     model: options.model,
-    gates: gates.map(({ index, ref, inputShape, outputShape }) => ({ index, id: ref.id, name: ref.name, inputShape, outputShape })),
+    gates: gates.map(({ index, ref, inputShape, outputShape }) => ({ index, id: ref.id, name: ref.name, inputShape, outputShape, ...(ref.node !== system.node ? { node: ref.node } : {}) })),
   });
   const remote = (g?: DiscoveredGate) => (g ? system.ref<GateMessage>(g.id, g.name, g.node) : undefined);
   const apply = () => {
@@ -175,8 +177,9 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
     for (const g of s.gates) {
       const key = g.index === from - 1 ? 'previous' : g.index === to + 1 ? 'next' : undefined;
       const known = key && neighbours[key];
-      if (key && (!known || known.node !== s.node || known.id !== g.id) && s.total === total) {
-        neighbours[key] = { ...g, node: s.node };
+      const node = g.node ?? s.node;
+      if (key && (!known || known.node !== node || known.id !== g.id) && s.total === total) {
+        neighbours[key] = { ...g, node };
         changed = true;
       }
     }
@@ -259,7 +262,7 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
     gates,
     events,
     wired: wiredOnce,
-    inFlight: () => gates.reduce((n, g) => n + g.gate.inFlight, 0),
+    inFlight: () => gates.reduce((n, g) => n + (g.gate?.inFlight ?? 0), 0),
     detachNode,
     close: async () => {
       if (closed) return;
@@ -271,6 +274,7 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
       nats.events.off('peerDown', onPeerDown);
       system.events.off('nodeDown', onNodeDown);
       await Promise.allSettled([...detaching]);
+      unserve.forEach((stop) => stop());
       gates.forEach(({ ref, shards }) => [ref, ...shards.map((shard) => shard.ref)].forEach((r) => system.stop(r)));
       await Promise.all(deployment.nodes.map((node) => node.close()));
     },

@@ -4,6 +4,7 @@
  * come back, and the clean-up when it exits (routes removed, so `nodeDown` fires and later sends
  * become dead letters). {@link spawnWorkerNode} and {@link spawnProcessNode} build on it.
  */
+import { nanoid } from 'nanoid';
 import type { ActorRef } from '../actor/index.js';
 import type { ActorSystem } from '../actor/system.js';
 import { describeError, type ErrorInfo, fromErrorInfo, TransportError } from '../errors.js';
@@ -23,6 +24,11 @@ export interface NodeConfig {
   backend: string;
   /** Modules to import before the node reports ready, e.g. ones that register custom layers. */
   modules: string[];
+  /**
+   * Whether the node validates every message it receives (see `NodeOptions.validate`); default:
+   * child processes do, worker threads do not.
+   */
+  validate?: boolean;
 }
 
 /** Control messages between a parent and a node it started (frames travel beside them). */
@@ -43,6 +49,23 @@ export interface NodeOptions {
   modules?: string[];
   /** How long to wait for the node to start, ms. Default 60000. */
   startTimeoutMs?: number;
+  /**
+   * Whether the node validates every message it receives against the protocol schemas. Child
+   * processes always do. Worker threads do not by default, as their messages come from their own
+   * process; turn it on for a worker that receives frames relayed from outside the process
+   * (gates in worker threads of a network process, served over NATS).
+   */
+  validate?: boolean;
+}
+
+/**
+ * The node id of a node started by `parent` under `name`: `<parent>_<name>-<6 random characters>`,
+ * one NATS subject token (letters, digits, `_` and `-`, at most 128 characters), so that a
+ * relaying process can serve it on NATS. Other characters of `name` become `-`.
+ */
+export function childNodeId(parent: string, name: string): string {
+  const suffix = `_${name.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${nanoid(6)}`;
+  return `${parent.slice(0, 128 - suffix.length)}${suffix}`;
 }
 
 /** A node (thread or process) started by this process, hosting a `Host` actor. */

@@ -6,8 +6,12 @@
  * `max_payload`. Every node publishes `akk.<namespace>.heartbeat` `{ node, name }` once a
  * second; a node that misses heartbeats for `peerTimeoutMs` (or says goodbye) is reported as
  * `nodeDown` by the actor system. The client reconnects forever, with backoff.
+ *
+ * A process may also {@link NatsNode.serve} the nodes of its worker threads: it listens on their
+ * subjects, relays their frames over the thread's link, and sends their heartbeats, so that
+ * actors in those threads are reachable from other processes like any other node's.
  */
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { EventEmitter } from 'eventemitter3';
 import type { ActorSystem } from '../actor/system.js';
 import { describeError, InvalidArgumentError, ProtocolError, TransportError } from '../errors.js';
@@ -99,6 +103,8 @@ export class NatsNode implements Link {
   private connected = true;
   private closed = false;
   private bufferedBytes = 0;
+  /** Nodes this connection serves besides its own (see {@link serve}), with their names and subscriptions. */
+  private readonly served = new Map<string, { name?: string; subscription: Subscription }>();
 
   /** Use {@link connectNats}. */
   constructor(
@@ -118,6 +124,7 @@ export class NatsNode implements Link {
     this.nc.subscribe(natsSubject(this.namespace, 'node', this.system.node), { callback: (error, msg) => void (error ? this.events.emit('error', error) : this.receive(msg.data)) });
     this.nc.subscribe(natsSubject(this.namespace, 'heartbeat'), { callback: (error, msg) => void (error ? this.events.emit('error', error) : this.heartbeat(msg.data)) });
     this.system.setDefaultRoute(this);
+    this.system.events.on('nodeDown', this.onNodeDown);
     const heartbeatMs = this.options.heartbeatMs ?? 1000;
     const peerTimeoutMs = this.options.peerTimeoutMs ?? 5000;
     const chunkTimeoutMs = this.options.chunkTimeoutMs ?? 30_000;
@@ -132,6 +139,39 @@ export class NatsNode implements Link {
     await this.nc.flush();
     this.beat();
   }
+
+  /**
+   * Serves `node`, a node this process routes to (a worker thread it started), on NATS: frames
+   * published to `node`'s subject are received here and relayed over the system's route to it,
+   * and this connection sends `node`'s heartbeats (and its goodbye when it stops serving it), so
+   * that peers see it come and go with this process. Frames from `node` to other processes
+   * already leave through this connection, the system's default route. The relaying process
+   * does not decode relayed frames; give the worker `validate: true` (`NodeOptions`).
+   * Returns a function that stops serving `node` (idempotent).
+   * @throws InvalidArgumentError when `node` is not a subject token or the system has no route to it.
+   */
+  serve(node: string, name?: string): () => void {
+    if (!SUBJECT_TOKEN.test(node)) throw new InvalidArgumentError(`Node id '${node.slice(0, 64)}' must be 1-128 letters, digits, '_' or '-' to be served on NATS.`);
+    if (!this.system.hasRoute(node)) throw new InvalidArgumentError(`${this.description} cannot serve node ${node}: this system has no route to it (start it from this process first).`);
+    if (!this.served.has(node)) {
+      const subscription = this.nc.subscribe(natsSubject(this.namespace, 'node', node), { callback: (error, msg) => void (error ? this.events.emit('error', error) : this.receive(msg.data)) });
+      this.served.set(node, { name, subscription });
+      this.beatFor(node, name);
+    }
+    return () => this.unserve(node);
+  }
+
+  /** Stops serving `node`: unsubscribes and says its goodbye. */
+  private unserve(node: string): void {
+    const entry = this.served.get(node);
+    if (!entry) return;
+    this.served.delete(node);
+    entry.subscription.unsubscribe();
+    this.beatFor(node, entry.name, true);
+  }
+
+  /** A served node whose route is gone (its thread exited) is no longer served. */
+  private readonly onNodeDown = (node: string): void => this.unserve(node);
 
   /** Nodes heard from recently, with their names. */
   get peerNodes(): Map<string, string | undefined> {
@@ -198,6 +238,7 @@ export class NatsNode implements Link {
   }
 
   private stop(): void {
+    this.system.events.off('nodeDown', this.onNodeDown);
     this.closed = true;
     this.timers.forEach((t) => clearInterval(t));
     this.reassembler.clear();
@@ -224,10 +265,16 @@ export class NatsNode implements Link {
     }
   }
 
+  /** Publishes the heartbeat (or goodbye) of this node and of every node it serves. */
   private beat(bye = false): void {
+    this.beatFor(this.system.node, this.options.name, bye);
+    for (const [node, { name }] of this.served) this.beatFor(node, name, bye);
+  }
+
+  private beatFor(node: string, name: string | undefined, bye = false): void {
     if (this.closed) return;
     try {
-      this.nc.publish(natsSubject(this.namespace, 'heartbeat'), JSON.stringify({ node: this.system.node, name: this.options.name, ...(bye ? { bye: true } : {}) }));
+      this.nc.publish(natsSubject(this.namespace, 'heartbeat'), JSON.stringify({ node, name, ...(bye ? { bye: true } : {}) }));
     } catch (error) {
       this.events.emit('error', error instanceof Error ? error : new Error(String(error)));
     }
@@ -241,7 +288,7 @@ export class NatsNode implements Link {
       return;
     }
     const node = beat?.node;
-    if (typeof node !== 'string' || !SUBJECT_TOKEN.test(node) || node === this.system.node || this.closed) return;
+    if (typeof node !== 'string' || !SUBJECT_TOKEN.test(node) || node === this.system.node || this.served.has(node) || this.closed) return;
     const name = typeof beat.name === 'string' ? beat.name.slice(0, 200) : undefined;
     this.peers.heard(node, name, beat.bye === true);
   }

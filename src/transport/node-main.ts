@@ -41,8 +41,9 @@ function channel(): { config: NodeConfig; post: Post; listen: (handler: (message
 }
 
 const { config, post, listen } = channel();
-// A child process checks every message from its parent; a worker thread shares its parent's process.
-const system = new ActorSystem({ node: config.node, name: config.name, validate: isMainThread ? protocolValidator() : undefined });
+// A child process checks every message from its parent; a worker thread shares its parent's
+// process, unless its parent relays frames from outside the process to it.
+const system = new ActorSystem({ node: config.node, name: config.name, validate: (config.validate ?? isMainThread) ? protocolValidator() : undefined });
 const link = new ChannelLink(`parent ${config.parent}`, (frame) => post(frame, transferList(frame)), undefined, !isMainThread);
 let closing = false;
 

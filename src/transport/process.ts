@@ -7,9 +7,8 @@
 import { fork } from 'node:child_process';
 import { constants } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { nanoid } from 'nanoid';
 import type { ActorSystem } from '../actor/system.js';
-import { type Channel, connectNode, type NodeConfig, type NodeOptions, type RemoteNode } from './channel.js';
+import { type Channel, childNodeId, connectNode, type NodeConfig, type NodeOptions, type RemoteNode } from './channel.js';
 import { NODE_ENTRY, nodeScript, resolveModules } from './worker.js';
 
 /** A child process started by {@link spawnProcessNode}. */
@@ -29,8 +28,8 @@ let counter = 0;
 export async function spawnProcessNode(system: ActorSystem, options: NodeOptions = {}): Promise<ProcessNode> {
   const backend = options.backend ?? tf.getBackend();
   const name = options.name ?? `process-${++counter}`;
-  const node = `${system.node}/${name}-${nanoid(6)}`;
-  const config: NodeConfig = { node, parent: system.node, name, backend, modules: resolveModules(options.modules) };
+  const node = childNodeId(system.node, name);
+  const config: NodeConfig = { node, parent: system.node, name, backend, modules: resolveModules(options.modules), validate: options.validate };
   const child = fork(nodeScript(), [], {
     execArgv: [],
     serialization: 'advanced',

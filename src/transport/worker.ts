@@ -7,10 +7,9 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { nanoid } from 'nanoid';
 import type { ActorSystem } from '../actor/system.js';
 import { InvalidArgumentError } from '../errors.js';
-import { type Channel, connectNode, type NodeConfig, type NodeOptions, type RemoteNode } from './channel.js';
+import { type Channel, childNodeId, connectNode, type NodeConfig, type NodeOptions, type RemoteNode } from './channel.js';
 
 /** A worker thread started by {@link spawnWorkerNode}. */
 export type WorkerNode = RemoteNode;
@@ -52,8 +51,8 @@ export async function spawnWorkerNode(system: ActorSystem, options: NodeOptions 
     throw new InvalidArgumentError("tfjs-node cannot load in worker threads; use backend 'wasm' or 'cpu' for workers, or spawnProcessNode for a child process.");
   }
   const name = options.name ?? `worker-${++counter}`;
-  const node = `${system.node}/${name}-${nanoid(6)}`;
-  const config: NodeConfig = { node, parent: system.node, name, backend, modules: resolveModules(options.modules) };
+  const node = childNodeId(system.node, name);
+  const config: NodeConfig = { node, parent: system.node, name, backend, modules: resolveModules(options.modules), validate: options.validate };
   const worker = new Worker(nodeScript(), { workerData: { entry: NODE_ENTRY.href, config }, execArgv: [], stdout: false, stderr: false });
   const channel: Channel = {
     description: `worker thread ${name}`,

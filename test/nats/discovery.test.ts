@@ -9,6 +9,7 @@ import { ArrayProvider } from '../../src/data/index.js';
 import { TransportError } from '../../src/errors.js';
 import { attachRemote, discoverNetwork } from '../../src/network/discovery.js';
 import { hostGates, type HostedGates } from '../../src/network/remote.js';
+import type { GateMessage, SentinelReply } from '../../src/protocol.js';
 import { Sentinel } from '../../src/sentinel/index.js';
 import { connectNats, type NatsNode } from '../../src/transport/nats.js';
 import { setupBackend } from '../helpers.js';
@@ -96,21 +97,38 @@ test('a slice that restarts is wired in again', async () => {
   expect(replacement.inFlight()).toBe(0);
 });
 
-test('a network process with 2 threads splits gate 0 with a worker thread; it trains like one thread and frees everything', async () => {
+test('a network process with 2 threads runs gate 0 in a worker thread that it serves on NATS: discovered, validated, trained, freed', async () => {
   const before = tf.memory().numTensors;
-  const split = await host('threads', 0, 2, 2);
-  expect(split.gates.map((g) => g.shards.map((s) => s.units))).toEqual([[452], [], []]);
-  expect(split.gates[0]?.outputShape).toEqual([512]);
-  await split.wired;
-  const found = await discoverNetwork(await node('threads'), 'threads');
-  expect([...found.gates.values()].map((g) => g.outputShape)).toEqual([[512], [256], [10]]);
+  const hostNode = await node('threads');
+  const hosted = await hostGates(hostNode, { model: 'mlp', retryMs: 100, threads: 2, log: quiet });
+  hosts.push(hosted);
+  // placement 'auto' on 2 places: gate 0 whole in a worker, gates 1-2 on this thread.
+  const worker = hosted.gates[0]?.ref.node as string;
+  expect(worker).not.toBe(hostNode.system.node);
+  expect(hosted.gates.map((g) => [g.gate === undefined, g.ref.node === worker, g.shards.length])).toEqual([[true, true, 0], [false, false, 0], [false, false, 0]]);
+  await hosted.wired;
+
+  const client = await node('threads');
+  const found = await discoverNetwork(client, 'threads');
+  expect([...found.gates.values()].map((g) => [g.node, g.outputShape])).toEqual([[worker, [512]], [hostNode.system.node, [256]], [hostNode.system.node, [10]]]);
+  // The host sends the worker's heartbeats, so the client sees it as a peer like any node.
+  if (!client.peerNodes.has(worker)) await new Promise<void>((resolve) => client.events.on('peerUp', (peer) => peer === worker && resolve()));
+
+  // Frames relayed into the worker are validated there: an int32 input is refused with an
+  // error reply, and the gate goes on serving.
+  const gate0 = client.system.ref<GateMessage>(found.gates.get(0)?.id as string, 'gate 0', worker);
+  const refused = await client.system.ask<SentinelReply, GateMessage>(gate0, (replyTo) => ({ type: 'gate.predict', sentinel: replyTo, batch: 0, x: tf.ones([2, 784], 'int32') }));
+  expect(refused).toMatchObject({ type: 'sentinel.batchFailed', batch: 0, error: { code: 'Protocol' } });
+
   const sentinel = new Sentinel({ name: 'train', mode: 'train', data: randomData(2), batchSize: 64, concurrency: 4, epochs: 2, batchTimeoutMs: 10_000 });
-  const attachment = await attachRemote(await node('threads'), sentinel);
+  const attachment = await attachRemote(client, sentinel);
   const summary = await sentinel.done;
   expect(summary.epochs.map((e) => e.failedBatches)).toEqual([0, 0]);
   expect(summary.epochs[1]?.loss).toBeLessThan(summary.epochs[0]?.loss as number);
-  await attachment.detach();
-  expect(split.inFlight()).toBe(0);
+  expect(await attachment.detach()).toBe(0);
+
+  const left = new Promise<string>((resolve) => client.events.on('peerDown', (peer, reason) => peer === worker && resolve(reason)));
   await Promise.all(hosts.splice(0).map((h) => h.close()));
+  expect(await left).toBe('left'); // the host said the worker's goodbye
   expect(tf.memory().numTensors).toBe(before);
 });

@@ -75,7 +75,7 @@ test('a sentinel killed with SIGKILL mid-epoch: its batches are freed and anothe
     const progress = new Promise<void>((resolve) => survivor.events.on('batch', (b) => b.batch >= 5 && resolve()));
     const attachment = await attachRemote(await node('kill', 'survivor'), survivor);
     await progress;
-    await poll(() => (hosted.gates[0]?.gate.inFlight ?? 0) >= 6, 10_000, 'the child sentinel to have batches cached on gate 0');
+    await poll(() => (hosted.gates[0]?.gate?.inFlight ?? 0) >= 6, 10_000, 'the child sentinel to have batches cached on gate 0');
     // Freeze the victim the moment one of its forwards reaches this process, before gate 0 has
     // run it (the gates run in this thread, after this callback): that batch can never finish,
     // so the victim surely leaves something cached. Killing it at an arbitrary moment could find

@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem, type ActorRef, type Message } from '../../src/actor/index.js';
-import { AskTimeoutError, ProtocolError, TransportError } from '../../src/errors.js';
+import { AskTimeoutError, InvalidArgumentError, ProtocolError, TransportError } from '../../src/errors.js';
+import type { Frame } from '../../src/transport/codec.js';
 import { CHUNK_HEADER_BYTES, Chunker, Reassembler } from '../../src/transport/chunk.js';
 import { connectNats, type NatsNode, type NatsOptions } from '../../src/transport/nats.js';
 import { setupBackend } from '../helpers.js';
@@ -113,6 +114,29 @@ test('a malformed message on a node subject is a protocol error, never a crash',
   a.nc.publish(`akk.test.node.${a.system.node}`, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]));
   await reported;
   expect(errors[0]).toBeInstanceOf(ProtocolError);
+});
+
+test('serving a node: only a subject token this system routes to; frames for it are relayed over its route', async () => {
+  const a = await node();
+  const b = await node();
+  expect(() => a.serve('has/slash')).toThrow(InvalidArgumentError);
+  expect(() => a.serve('nobody-here')).toThrow(/no route to it/);
+  // A third system that only `a` reaches (as a worker thread is reached by its parent).
+  const inner = new ActorSystem({ name: 'inner' });
+  const { ref, seen, until } = collector(inner);
+  const link = { description: 'to inner', send: (frame: Frame) => inner.receiveFrame(frame), close: async () => undefined };
+  a.system.addRoute(inner.node, link);
+  const stop = a.serve(inner.node, 'inner');
+  await new Promise<void>((resolve) => (b.peerNodes.has(inner.node) ? resolve() : b.events.on('peerUp', (peer) => peer === inner.node && resolve())));
+  b.system.ref<Item>(ref.id, ref.name, inner.node).tell({ type: 'item', n: 7, x: tf.tensor1d([1, 2, 3]) });
+  await until(1);
+  expect(seen[0]?.n).toBe(7);
+  expect(Array.from(seen[0]?.x?.dataSync() ?? [])).toEqual([1, 2, 3]);
+  seen[0]?.x?.dispose();
+  const left = new Promise<string>((resolve) => b.events.on('peerDown', (peer, reason) => peer === inner.node && resolve(reason)));
+  stop();
+  expect(await left).toBe('left');
+  inner.shutdown();
 });
 
 test('sends while the server is down do not throw (over the buffer limit they are dead letters), and traffic resumes after a restart', async () => {
