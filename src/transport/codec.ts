@@ -232,48 +232,44 @@ const RAW = 0;
 const SPARSE = 1;
 
 /**
- * Size in bytes of a buffer of 32-bit words (float32 or int32 data) encoded without its zero
- * words (a bitmap of the non-zero words, then those words), or undefined when fewer than a
- * quarter of them are zero and the encoding would not pay. ReLU activations, their gradients and
- * images with a blank background are largely zero, so this often shrinks a tensor on the wire
- * severalfold for two passes over it.
+ * The sparse encoding of a buffer of 32-bit words (float32 or int32 data): a bitmap of the
+ * non-zero words, then those words. It is used when at least a quarter of the words are zero
+ * (below that it would not pay). ReLU activations, their gradients and images with a blank
+ * background are largely zero, so this often shrinks a tensor on the wire severalfold, for one
+ * pass over it. Returns a view of a scratch buffer reused by the next call, or undefined when
+ * the buffer is too small, not whole words, or too dense. Bit patterns are kept exactly (−0 and
+ * NaN payloads included).
  */
-export function sparseSize(buffer: ArrayBuffer): number | undefined {
+function sparseEncodeScratch(buffer: ArrayBuffer): Uint8Array | undefined {
   if (buffer.byteLength % 4 !== 0 || buffer.byteLength < 1024) return undefined;
-  const words = new Uint32Array(buffer);
-  let nonZero = 0;
-  for (let i = 0; i < words.length; i++) if (words[i] !== 0) nonZero++;
-  const size = Math.ceil(words.length / 32) * 4 + nonZero * 4;
-  return size > buffer.byteLength * 0.75 ? undefined : size;
-}
-
-/**
- * Writes the sparse encoding of `buffer` (see {@link sparseSize}) into `out` (at a 4-byte
- * aligned offset, exactly `sparseSize(buffer)` bytes long, zero-filled). Bit patterns are kept
- * exactly (−0 and NaN payloads included).
- */
-export function sparseEncodeInto(buffer: ArrayBuffer, out: Uint8Array): void {
-  const words = new Uint32Array(buffer);
+  const words = new Int32Array(buffer);
   const n = words.length;
   const bitmapWords = Math.ceil(n / 32);
-  const bitmap = new Uint32Array(out.buffer, out.byteOffset, bitmapWords);
-  const packed = new Uint32Array(out.buffer, out.byteOffset + bitmapWords * 4, (out.byteLength - bitmapWords * 4) / 4);
-  let k = 0;
-  for (let i = 0; i < n; i++) {
-    const w = words[i] as number;
-    if (w === 0) continue;
-    bitmap[i >>> 5] = (bitmap[i >>> 5] as number) | (1 << (i & 31));
-    packed[k++] = w;
+  const limit = Math.floor((buffer.byteLength * 0.75) / 4); // most words the encoding may take
+  if (scratch.length < bitmapWords + n) scratch = new Int32Array(bitmapWords + n);
+  const out = scratch;
+  let k = bitmapWords;
+  for (let group = 0; group < bitmapWords; group++) {
+    const base = group * 32;
+    const end = Math.min(base + 32, n);
+    let mask = 0;
+    for (let i = base; i < end; i++) {
+      const w = words[i] as number;
+      if (w !== 0) {
+        out[k++] = w;
+        mask |= 1 << (i - base);
+      }
+    }
+    out[group] = mask;
+    if (k > limit) return undefined;
   }
+  return new Uint8Array(out.buffer, 0, k * 4);
 }
+let scratch = new Int32Array(0);
 
-/** The sparse encoding of `buffer` as a new array, or undefined when it would not pay (see {@link sparseSize}). */
+/** The sparse encoding of `buffer` as a new array, or undefined when it would not pay (see {@link sparseEncodeScratch}). */
 export function sparseEncode(buffer: ArrayBuffer): Uint8Array | undefined {
-  const size = sparseSize(buffer);
-  if (size === undefined) return undefined;
-  const out = new Uint8Array(size);
-  sparseEncodeInto(buffer, out);
-  return out;
+  return sparseEncodeScratch(buffer)?.slice();
 }
 
 /**
@@ -292,16 +288,25 @@ export function sparseDecode(encoded: Uint8Array, rawBytes: number, into: ArrayB
   const bitmap = aligned.subarray(0, bitmapBytes / 4);
   const packed = aligned.subarray(bitmapBytes / 4);
   const words = new Uint32Array(into);
+  let marked = 0;
+  for (let g = 0; g < bitmap.length; g++) {
+    let m = bitmap[g] as number;
+    m -= (m >>> 1) & 0x55555555; // population count of the group's mask
+    m = (m & 0x33333333) + ((m >>> 2) & 0x33333333);
+    marked += Math.imul((m + (m >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+  }
+  if (marked !== packed.length) throw new ProtocolError(`A sparse buffer has ${packed.length} words but its bitmap marks ${marked}.`);
+  if ((bitmap[bitmap.length - 1] as number) >>> (n - 32 * (bitmap.length - 1)) !== 0 && n % 32 !== 0) throw new ProtocolError('A sparse buffer marks words past its end.');
+  words.fill(0);
   let k = 0;
-  for (let i = 0; i < n; i++) {
-    if (((bitmap[i >>> 5] as number) >>> (i & 31)) & 1) {
-      if (k >= packed.length) throw new ProtocolError('A sparse buffer has fewer words than its bitmap marks.');
-      words[i] = packed[k++] as number;
-    } else {
-      words[i] = 0;
+  for (let g = 0; g < bitmap.length; g++) {
+    let m = bitmap[g] as number;
+    const base = g * 32;
+    while (m !== 0) {
+      words[base + 31 - Math.clz32(m & -m)] = packed[k++] as number; // lowest set bit first
+      m &= m - 1;
     }
   }
-  if (k !== packed.length) throw new ProtocolError('A sparse buffer has more words than its bitmap marks.');
 }
 
 /**
@@ -310,8 +315,9 @@ export function sparseDecode(encoded: Uint8Array, rawBytes: number, into: ArrayB
  * with many zero words travel sparse ({@link sparseEncode}).
  */
 export function frameToBytes(frame: Frame): Uint8Array {
-  const sparse = frame.buffers.map((b) => sparseSize(b));
-  const lengths = frame.buffers.map((b, i) => sparse[i] ?? b.byteLength);
+  // Encoded buffers are copied out of the shared scratch before the next one is encoded.
+  const sparse = frame.buffers.map((b) => sparseEncodeScratch(b)?.slice());
+  const lengths = frame.buffers.map((b, i) => sparse[i]?.byteLength ?? b.byteLength);
   const envelope = new TextEncoder().encode(
     JSON.stringify({
       node: frame.node,
@@ -332,10 +338,8 @@ export function frameToBytes(frame: Frame): Uint8Array {
   bytes.set(envelope, 8);
   let offset = align(8 + envelope.byteLength);
   frame.buffers.forEach((b, i) => {
-    const n = lengths[i] as number;
-    if (sparse[i] === undefined) bytes.set(new Uint8Array(b), offset);
-    else sparseEncodeInto(b, bytes.subarray(offset, offset + n));
-    offset += align(n);
+    bytes.set(sparse[i] ?? new Uint8Array(b), offset);
+    offset += align(lengths[i] as number);
   });
   return bytes;
 }

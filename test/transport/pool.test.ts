@@ -88,5 +88,23 @@ describe('sparse buffers on serialised links', () => {
     extra.set(encoded);
     expect(() => sparseDecode(extra, sparse.byteLength, new ArrayBuffer(sparse.byteLength))).toThrow(ProtocolError);
     expect(() => sparseDecode(encoded, 3 * sparse.byteLength, new ArrayBuffer(sparse.byteLength))).toThrow(ProtocolError);
+    // 300 words (a bitmap of 10 words, the last one covering 12 words): a bit marking word 310.
+    const short = new Float32Array(300);
+    short[1] = 1;
+    const marked = (sparseEncode(short.buffer) as Uint8Array).slice();
+    new Uint32Array(marked.buffer)[9] |= 1 << 22;
+    const padded = new Uint8Array(marked.byteLength + 4);
+    padded.set(marked);
+    expect(() => sparseDecode(padded, short.byteLength, new ArrayBuffer(short.byteLength))).toThrow(/past its end/);
+  });
+
+  test('a buffer reused for decoding is cleared first, and a dense tail group round-trips', () => {
+    const words = new Float32Array(1000); // 31 full groups and one of 8
+    for (let i = 992; i < 1000; i++) words[i] = i;
+    words[3] = 2;
+    const encoded = sparseEncode(words.buffer) as Uint8Array;
+    const reused = new Float32Array(1000).fill(9);
+    sparseDecode(encoded, words.byteLength, reused.buffer);
+    expect(Array.from(reused)).toEqual(Array.from(words));
   });
 });
