@@ -18,7 +18,10 @@ await runMain(async () => {
 
   // 55,000 images to train on, the last 5,000 of the training file to validate on.
   const cut = 55_000 * 784;
-  const normalize = (x: Float32Array) => x.map((v) => (v - 0.1307) / 0.3081); // MNIST mean and std
+  // Scaled to unit standard deviation (MNIST's is 0.3081) but not centred: the blank background
+  // stays 0, so the first layer multiplies sparsely (81% zeros). Subtracting the mean as well
+  // gave 98.16% test accuracy at 12,400 samples/s; this gives 98.07% at 22,500.
+  const normalize = (x: Float32Array) => x.map((v) => v / 0.3081);
   const data = (x: Float32Array, y: Int32Array, seed = args.seed) => new ArrayProvider({ x: normalize(x), y, inputShape: [784], numClasses: 10, seed });
   const trainData = data(train.images.subarray(0, cut), train.labels.subarray(0, 55_000));
   const validationData = data(train.images.subarray(cut), train.labels.subarray(55_000));
