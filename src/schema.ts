@@ -84,6 +84,33 @@ function schemas(limits: SchemaLimits) {
     z.object({ type: z.literal('host.gateStopped') }),
     z.object({ type: z.literal('host.pong'), node: name, backend: name, pid: z.number().int() }),
     z.object({ type: z.literal('host.failed'), error: errorInfo }),
+    z.object({
+      type: z.literal('host.spawnSentinel'),
+      spec: z.object({
+        name,
+        mode: z.enum(['train', 'validate', 'test']),
+        data: z.discriminatedUnion('kind', [
+          z.object({ kind: z.literal('mnist'), split: z.enum(['train', 'test']), dir: z.string().max(4096).optional(), from: z.number().int().min(0).optional(), to: z.number().int().min(1).optional(), scale: z.number().finite().optional(), seed: z.number().optional() }),
+          z.object({ kind: z.literal('tensors'), x, y: tensor(limits, 'any', true), numClasses: z.number().int().min(1).max(2 ** 24).optional(), seed: z.number().optional() }),
+        ]),
+        batchSize: z.number().int().min(1).max(limits.maxBatch).optional(),
+        concurrency: z.number().int().min(1).max(1024).optional(),
+        epochs: z.number().min(1).optional(),
+        loss: name.optional(),
+        target: z.object({ metric: name, atLeast: z.number().optional(), atMost: z.number().optional() }).optional(),
+        timeLimitMs: z.number().positive().optional(),
+        batchTimeoutMs: z.number().positive().optional(),
+        trigger: z.enum(['auto', 'manual']).optional(),
+        shuffle: z.boolean().optional(),
+        onBatchError: z.enum(['stop', 'skip']).optional(),
+      }),
+      first: ref,
+      last: ref,
+      reporter: ref,
+      replyTo: ref,
+    }),
+    z.object({ type: z.literal('host.sentinelSpawned'), sentinel: ref }),
+    z.object({ type: z.literal('sentinel.report'), event: z.enum(['batch', 'epoch', 'batchError', 'done', 'failed']), payload: z.unknown() }),
   ]);
 }
 

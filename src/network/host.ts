@@ -7,6 +7,8 @@ import type { Actor, ActorContext, ActorFailed, ActorRef } from '../actor/index.
 import { describeError, toErrorInfo, type ErrorInfo } from '../errors.js';
 import { gateFromConfig, type GateConfig } from '../gate/index.js';
 import type { GateMessage } from '../protocol.js';
+import type { SentinelMessage } from '../sentinel/sentinel.js';
+import { type SentinelSpec, sentinelFromSpec } from '../sentinel/spec.js';
 
 /** The id of the host actor on every node. */
 export const HOST_ID = 'host';
@@ -16,18 +18,37 @@ export type HostMessage =
   | { readonly type: 'host.spawnGate'; readonly config: GateConfig; readonly replyTo: ActorRef<HostReply> }
   | { readonly type: 'host.stopGate'; readonly gate: ActorRef<GateMessage>; readonly replyTo?: ActorRef<HostReply> }
   | { readonly type: 'host.ping'; readonly replyTo: ActorRef<HostReply> }
+  | {
+      readonly type: 'host.spawnSentinel';
+      readonly spec: SentinelSpec;
+      /** The network's first and last gates. */
+      readonly first: ActorRef<GateMessage>;
+      readonly last: ActorRef<GateMessage>;
+      /** Receives the sentinel's events as {@link SentinelReport}s. */
+      readonly reporter: ActorRef<SentinelReport>;
+      readonly replyTo: ActorRef<HostReply>;
+    }
   | ActorFailed;
+
+/**
+ * A placed sentinel's event, sent to its reporter: `batch`, `epoch` and `batchError` carry the
+ * arguments of the sentinel's event of that name; `done` its summary; `failed` the error
+ * (`ErrorInfo`) its `done` rejected with.
+ */
+export type SentinelReport = { readonly type: 'sentinel.report'; readonly event: 'batch' | 'epoch' | 'batchError' | 'done' | 'failed'; readonly payload: unknown };
 
 /** Replies of a host. */
 export type HostReply =
   | { readonly type: 'host.gateSpawned'; readonly gate: ActorRef<GateMessage>; readonly inputShape: number[]; readonly outputShape: number[] }
   | { readonly type: 'host.gateStopped' }
   | { readonly type: 'host.pong'; readonly node: string; readonly backend: string; readonly pid: number }
+  | { readonly type: 'host.sentinelSpawned'; readonly sentinel: ActorRef<SentinelMessage> }
   | { readonly type: 'host.failed'; readonly error: ErrorInfo };
 
 /** Host actor logic; spawn with `system.spawn(() => new Host(backend), { id: HOST_ID })`. */
 export class Host implements Actor<HostMessage> {
   private readonly gates = new Set<string>();
+  private readonly sentinels = new Set<string>();
 
   /**
    * @param backend the tfjs backend of this node, reported by `host.ping`.
@@ -56,6 +77,9 @@ export class Host implements Actor<HostMessage> {
         if (this.gates.delete(message.gate.id)) system.stop(message.gate);
         message.replyTo?.tell({ type: 'host.gateStopped' });
         return;
+      case 'host.spawnSentinel':
+        void this.spawnSentinel(message, context);
+        return;
       case 'host.ping':
         message.replyTo.tell({ type: 'host.pong', node: system.node, backend: this.backend, pid: process.pid });
         return;
@@ -66,9 +90,48 @@ export class Host implements Actor<HostMessage> {
     }
   }
 
+  /**
+   * Builds the sentinel a spec describes (loading its data), starts it on the given gates, and
+   * forwards its events to the reporter. The sentinel stops once it is done.
+   */
+  private async spawnSentinel(message: Extract<HostMessage, { type: 'host.spawnSentinel' }>, context: ActorContext<HostMessage>): Promise<void> {
+    const { system } = context;
+    const { reporter } = message;
+    let sentinel;
+    try {
+      sentinel = await sentinelFromSpec(message.spec);
+    } catch (error) {
+      message.replyTo.tell({ type: 'host.failed', error: toErrorInfo(error) });
+      return;
+    }
+    const report = (event: SentinelReport['event'], payload: unknown) => reporter.tell({ type: 'sentinel.report', event, payload });
+    sentinel.events.on('batch', (info) => report('batch', info));
+    sentinel.events.on('epoch', (stats) => report('epoch', stats));
+    sentinel.events.on('batchError', (error, batch) => report('batchError', { error, batch }));
+    const ref = system.spawn<SentinelMessage>(() => sentinel, { name: `sentinel-${message.spec.name}`, parent: context.self });
+    this.sentinels.add(ref.id);
+    const stop = () => {
+      this.sentinels.delete(ref.id);
+      system.stop(ref);
+    };
+    sentinel.done.then(
+      (summary) => {
+        report('done', { name: summary.name, mode: summary.mode, epochs: summary.epochs, stoppedBy: summary.stoppedBy });
+        stop();
+      },
+      (error: unknown) => {
+        report('failed', toErrorInfo(error));
+        stop();
+      },
+    );
+    message.replyTo.tell({ type: 'host.sentinelSpawned', sentinel: ref });
+    ref.tell({ type: 'sentinel.start', first: message.first, last: message.last });
+  }
+
   postStop(context: ActorContext<HostMessage>): void {
-    for (const id of this.gates) context.system.stop(context.system.ref(id, id));
+    for (const id of [...this.gates, ...this.sentinels]) context.system.stop(context.system.ref(id, id));
     this.gates.clear();
+    this.sentinels.clear();
   }
 }
 

@@ -2,7 +2,7 @@
  * Networks: a chain of gates in an actor system, with attach/detach of sentinels, prediction,
  * checkpoints (atomic save/load with architecture checks) and export as a tfjs LayersModel.
  */
-export { Network, type GateSpec, type NetworkOptions } from './network.js';
+export { Network, type GateSpec, type NetworkOptions, type PlacedSentinel } from './network.js';
 export {
   CHECKPOINT_FORMAT,
   CHECKPOINT_VERSION,
@@ -14,7 +14,7 @@ export {
   type TensorEntry,
 } from './checkpoint.js';
 export { exportModel, loadExportedModel, type ExportedModelJSON } from './export.js';
-export { Host, HOST_ID, hostRef, type HostMessage, type HostReply } from './host.js';
+export { Host, HOST_ID, hostRef, type HostMessage, type HostReply, type SentinelReport } from './host.js';
 export {
   balancedPlacement,
   checkShards,

@@ -10,8 +10,13 @@ import { ActorStoppedError, AkkordeonError, fromErrorInfo, InvalidArgumentError,
 import { Gate } from '../gate/index.js';
 import { createOptimizer, DCASGD, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
 import { type GateDetached, type GateMessage, type GateState, type GateStateSet, type SentinelReply, type ShardInfo } from '../protocol.js';
-import type { Sentinel, SentinelMessage } from '../sentinel/index.js';
+import { EventEmitter } from 'eventemitter3';
+import type { Sentinel, SentinelEvents, SentinelMessage, SentinelSummary } from '../sentinel/index.js';
+import { type SentinelSpec, specTensors } from '../sentinel/spec.js';
 import type { NodeOptions, RemoteNode } from '../transport/channel.js';
+import { spawnProcessNode } from '../transport/process.js';
+import { spawnWorkerNode } from '../transport/worker.js';
+import type { HostMessage, HostReply, SentinelReport } from './host.js';
 import { type Deployment, deployGates, isPortable, type Placement, type PlacementSpec, planGates, resolvePlacement } from './placement.js';
 
 /** One gate of a network: its layers and (optionally) its own optimizer or optimizer spec. */
@@ -53,6 +58,31 @@ export interface NetworkOptions {
   nodeOptions?: Omit<NodeOptions, 'name'>;
 }
 
+/**
+ * A sentinel running in a worker thread or child process of its own, started by
+ * {@link Network.attachPlaced}. Its node is closed when it finishes, fails or is detached.
+ */
+export interface PlacedSentinel {
+  readonly name: string;
+  /** The sentinel actor on its node (for `sentinel.requestPass` and `sentinel.finish`). */
+  readonly ref: ActorRef<SentinelMessage>;
+  /** The worker thread or child process it runs in. */
+  readonly node: RemoteNode;
+  /** Its `batch`, `epoch`, `batchError` and `done` events, re-emitted on this thread. */
+  readonly events: EventEmitter<SentinelEvents>;
+  /**
+   * Resolves with its summary once it finishes and the gates have freed its state; rejects with
+   * its error, or with a TransportError when its node goes down or the network is disposed.
+   */
+  readonly done: Promise<SentinelSummary>;
+  /** Runs one more pass (a sentinel with `trigger: 'manual'`). */
+  requestPass(): void;
+  /** Lets it complete its running pass and the passes already requested, then finish. */
+  finish(): void;
+  /** Stops it at once, frees what the gates hold for it and closes its node. */
+  detach(): Promise<void>;
+}
+
 /** A chain of gates with attach/detach of sentinels, prediction, and state transfer. */
 export class Network {
   readonly system: ActorSystem;
@@ -65,6 +95,9 @@ export class Network {
   /** Worker threads and child processes this network started; {@link dispose} ends them. */
   readonly nodes: readonly RemoteNode[];
   private readonly attached = new Map<Sentinel, ActorRef<SentinelMessage>>();
+  /** Placed sentinels by node id, with what ends them. */
+  private readonly placed = new Map<string, { end: (error?: Error) => Promise<void> }>();
+  private readonly nodeOptions: Omit<NodeOptions, 'name'>;
   /** Detaches under way, awaited by {@link dispose}. */
   private readonly releases = new Set<Promise<void>>();
   private readonly askTimeoutMs: number;
@@ -84,6 +117,7 @@ export class Network {
    *   ShapeMismatchError when the gates' shapes do not chain.
    */
   constructor(options: NetworkOptions, deployment?: Deployment & { system: ActorSystem; placement: PlacementSpec[] }) {
+    this.nodeOptions = options.nodeOptions ?? {};
     if (options.gates.length === 0) throw new InvalidArgumentError('A network needs at least one gate.');
     this.failed = new Promise<never>((_, reject) => (this.fail = reject));
     this.failed.catch(() => undefined);
@@ -153,6 +187,7 @@ export class Network {
   /** A node went down: free what the gates hold for its sentinels; if it hosted gates, fail. */
   private readonly onNodeDown = (node: string): void => {
     if (this.disposing) return;
+    this.placed.get(node)?.end(new TransportError(`The node running a placed sentinel (${node}) went down before the sentinel finished.`));
     const names = this.gateNodes.get(node);
     if (names && !this.failure) {
       const kind = this.nodes.find((n) => n.node === node)?.kind ?? 'node';
@@ -193,6 +228,87 @@ export class Network {
     sentinel.done.then(release, release);
     ref.tell({ type: 'sentinel.start', first: this.gates[0] as ActorRef<GateMessage>, last: this.gates[this.gates.length - 1] as ActorRef<GateMessage> });
     return ref;
+  }
+
+  /**
+   * Starts a sentinel in a worker thread or child process of its own, built there from `spec`
+   * (its data too: MNIST is read by the node itself, tensors travel with the request and are
+   * consumed). Its events are re-emitted on this thread. Training, validation and test
+   * sentinels can be placed; a predict sentinel runs where its outputs are wanted (`attach`).
+   * @param nodeOptions the node's backend and modules (default: as the network's nodes).
+   * @throws the network's TransportError once a gate node is down; TransportError when the node
+   *   does not start; the node's named error when the spec is rejected (InvalidArgumentError,
+   *   DataFormatError, ShapeMismatchError, LabelRangeError, ProtocolError).
+   */
+  async attachPlaced(spec: SentinelSpec, place: { kind: 'worker' | 'process' }, nodeOptions: Omit<NodeOptions, 'name'> = this.nodeOptions): Promise<PlacedSentinel> {
+    if (this.failure) {
+      tf.dispose(specTensors(spec));
+      throw this.failure;
+    }
+    const spawn = place.kind === 'process' ? spawnProcessNode : spawnWorkerNode;
+    let node: RemoteNode;
+    try {
+      node = await spawn(this.system, { ...nodeOptions, name: `sentinel-${spec.name}` });
+    } catch (error) {
+      tf.dispose(specTensors(spec));
+      throw error;
+    }
+    const events = new EventEmitter<SentinelEvents>();
+    let settle!: { resolve: (summary: SentinelSummary) => void; reject: (error: Error) => void };
+    const done = new Promise<SentinelSummary>((resolve, reject) => (settle = { resolve, reject }));
+    done.catch(() => undefined); // rejections are for whoever awaits `done`
+    let ended: Promise<void> | undefined;
+    let sentinelRef: ActorRef<SentinelMessage> | undefined;
+    const reporter = this.system.spawn<SentinelReport>(() => ({
+      receive: (report) => {
+        const p = report.payload as never;
+        if (report.event === 'batch') events.emit('batch', p);
+        else if (report.event === 'epoch') events.emit('epoch', p);
+        else if (report.event === 'batchError') events.emit('batchError', (p as { error: never }).error, (p as { batch: number }).batch);
+        else if (report.event === 'done') void end(undefined, p as SentinelSummary);
+        else if (report.event === 'failed') void end(fromErrorInfo(p));
+      },
+    }), { name: `reporter-${spec.name}` });
+    // Frees the gates' state for the sentinel, stops the reporter and the node, then settles `done`.
+    const end = (error?: Error, summary?: SentinelSummary): Promise<void> =>
+      (ended ??= (async () => {
+        this.placed.delete(node.node);
+        if (sentinelRef) await this.detachId(sentinelRef.id).catch(() => 0);
+        this.system.stop(reporter);
+        await node.close();
+        if (summary) {
+          events.emit('done', summary);
+          settle.resolve(summary);
+        } else settle.reject(error ?? new TransportError(`Placed sentinel '${spec.name}' ended without a summary.`));
+      })());
+    this.placed.set(node.node, { end: (error) => end(error) });
+    let reply: HostReply;
+    try {
+      reply = await this.system.ask<HostReply, HostMessage>(
+        node.host,
+        (replyTo) => ({ type: 'host.spawnSentinel', spec, first: this.gates[0] as ActorRef<GateMessage>, last: this.gates[this.gates.length - 1] as ActorRef<GateMessage>, reporter, replyTo }),
+        this.askTimeoutMs,
+      );
+    } catch (error) {
+      await end(error as Error);
+      throw error;
+    }
+    if (reply.type !== 'host.sentinelSpawned') {
+      const error = reply.type === 'host.failed' ? fromErrorInfo(reply.error) : new TransportError(`Unexpected reply '${reply.type}' from ${node.host.name}.`);
+      await end(error);
+      throw error;
+    }
+    const ref = (sentinelRef = reply.sentinel);
+    return {
+      name: spec.name,
+      ref,
+      node,
+      events,
+      done,
+      requestPass: () => ref.tell({ type: 'sentinel.requestPass' }),
+      finish: () => ref.tell({ type: 'sentinel.finish' }),
+      detach: () => end(new ActorStoppedError(`Placed sentinel '${spec.name}' was detached.`)),
+    };
   }
 
   /** Runs one more pass of a sentinel with `trigger: 'manual'` (e.g. validation after an epoch). */
@@ -287,6 +403,7 @@ export class Network {
   /** Stops every sentinel and gate, frees their tensors, and ends the threads and processes it started. */
   async dispose(): Promise<void> {
     await Promise.allSettled([...this.releases]);
+    await Promise.allSettled([...this.placed.values()].map((p) => p.end(new TransportError('The network was disposed before this placed sentinel finished.'))));
     for (const sentinel of [...this.attached.keys()]) await this.release(sentinel).catch(() => undefined);
     this.disposing = true;
     this.gates.forEach((gate) => this.system.stop(gate));
