@@ -59,8 +59,7 @@ async function mnistData(mode: Mode, args: SentinelArgs, log: (line: string) => 
     const size = Math.ceil((hi - lo) / n);
     [lo, hi] = [lo + (k - 1) * size, Math.min(hi, lo + k * size)];
   }
-  // Scaled to unit standard deviation, not centred: zeros stay zeros, so the first layer multiplies sparsely.
-  const x = split.images.subarray(lo * 784, hi * 784).map((v) => v / 0.3081);
+  const x = split.images.subarray(lo * 784, hi * 784).map((v) => (v - 0.1307) / 0.3081); // MNIST mean and std
   const data = new ArrayProvider({ x, y: split.labels.subarray(lo, hi), inputShape: [784], numClasses: 10, seed: args.seed });
   return { data, what: `${what}, ${lo}-${hi - 1}${args.shard ? ` (shard ${args.shard.join('/')})` : ''}` };
 }

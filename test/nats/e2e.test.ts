@@ -53,7 +53,7 @@ afterAll(async () => {
 
 test('a network process, two trainers and a validator reach 97% test accuracy over NATS', async () => {
   const [train, test] = await Promise.all([loadMnist(MNIST_DIR, 'train'), loadMnist(MNIST_DIR, 'test')]);
-  const normalize = (x: Float32Array) => x.map((v) => v / 0.3081); // as the sentinel app does
+  const normalize = (x: Float32Array) => x.map((v) => (v - 0.1307) / 0.3081);
   const data = (images: Float32Array, labels: Int32Array, from: number, to: number, seed = 1) =>
     new ArrayProvider({ x: normalize(images.subarray(from * 784, to * 784)), y: labels.subarray(from, to), inputShape: [784], numClasses: 10, seed });
   const before = tf.memory().numTensors;

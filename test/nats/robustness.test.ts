@@ -34,7 +34,7 @@ async function node(namespace: string, name: string): Promise<NatsNode> {
 
 /** MNIST training images `from..to`, normalised. */
 function data(from: number, to: number, seed = 1): ArrayProvider {
-  const x = mnist.images.subarray(from * 784, to * 784).map((v) => v / 0.3081); // as the sentinel app does
+  const x = mnist.images.subarray(from * 784, to * 784).map((v) => (v - 0.1307) / 0.3081);
   return new ArrayProvider({ x, y: mnist.labels.subarray(from, to), inputShape: [784], numClasses: 10, seed });
 }
 
