@@ -375,43 +375,38 @@ const SPMM = `
     ${spmmBlock('narrow', 1)}
     ${spmmBlock('single', 0)})`;
 
+/** One loop of {@link COL_SUM}: 4 columns per step (`f32x4`) or 1 (`f32`), each summed down the rows. */
+function colSumLoop(label: string, type: 'f32x4' | 'f32'): string {
+  const [width, zero, load, store] =
+    type === 'f32x4' ? [16, '(v128.const i32x4 0 0 0 0)', 'v128.load', 'v128.store'] : [4, '(f32.const 0)', 'f32.load', 'f32.store'];
+  return `
+    (block $${label}_done (loop $${label}
+      (br_if $${label}_done (i32.gt_u (i32.add (local.get $j) (i32.const ${width})) (local.get $rowBytes)))
+      (local.set $${type} ${zero})
+      (local.set $p (i32.add (local.get $a) (local.get $j)))
+      (local.set $r (i32.const 0))
+      (block $${label}_rows_done (loop $${label}_rows
+        (br_if $${label}_rows_done (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $${type} (${type}.add (local.get $${type}) (${load} (local.get $p))))
+        (local.set $p (i32.add (local.get $p) (local.get $rowBytes)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $${label}_rows)))
+      (${store} (i32.add (local.get $out) (local.get $j)) (local.get $${type}))
+      (local.set $j (i32.add (local.get $j) (i32.const ${width})))
+      (br $${label})))`;
+}
+
 /**
  * `col_sum(a, rows, cols, out)`: `out[c] = Σ_r a[r][c]` for the row-major `rows × cols` float32
  * matrix at `a` (the bias gradient of a dense layer, summed over the batch), adding the rows in
- * order, 4 columns at a time.
+ * order, 4 columns at a time, then the last `cols mod 4` one at a time.
  */
 const COL_SUM = `
   (func (export "col_sum") (param $a i32) (param $rows i32) (param $cols i32) (param $out i32)
-    (local $r i32) (local $j i32) (local $rowBytes i32) (local $p i32) (local $acc v128) (local $s f32)
+    (local $r i32) (local $j i32) (local $rowBytes i32) (local $p i32) (local $f32x4 v128) (local $f32 f32)
     (local.set $rowBytes (i32.shl (local.get $cols) (i32.const 2)))
-    (block $wide_done (loop $wide
-      (br_if $wide_done (i32.gt_u (i32.add (local.get $j) (i32.const 16)) (local.get $rowBytes)))
-      (local.set $acc (v128.const i32x4 0 0 0 0))
-      (local.set $p (i32.add (local.get $a) (local.get $j)))
-      (local.set $r (i32.const 0))
-      (block $rows_done (loop $rows_loop
-        (br_if $rows_done (i32.ge_u (local.get $r) (local.get $rows)))
-        (local.set $acc (f32x4.add (local.get $acc) (v128.load (local.get $p))))
-        (local.set $p (i32.add (local.get $p) (local.get $rowBytes)))
-        (local.set $r (i32.add (local.get $r) (i32.const 1)))
-        (br $rows_loop)))
-      (v128.store (i32.add (local.get $out) (local.get $j)) (local.get $acc))
-      (local.set $j (i32.add (local.get $j) (i32.const 16)))
-      (br $wide)))
-    (block $single_done (loop $single
-      (br_if $single_done (i32.ge_u (local.get $j) (local.get $rowBytes)))
-      (local.set $s (f32.const 0))
-      (local.set $p (i32.add (local.get $a) (local.get $j)))
-      (local.set $r (i32.const 0))
-      (block $srows_done (loop $srows
-        (br_if $srows_done (i32.ge_u (local.get $r) (local.get $rows)))
-        (local.set $s (f32.add (local.get $s) (f32.load (local.get $p))))
-        (local.set $p (i32.add (local.get $p) (local.get $rowBytes)))
-        (local.set $r (i32.add (local.get $r) (i32.const 1)))
-        (br $srows)))
-      (f32.store (i32.add (local.get $out) (local.get $j)) (local.get $s))
-      (local.set $j (i32.add (local.get $j) (i32.const 4)))
-      (br $single))))`;
+    ${colSumLoop('wide', 'f32x4')}
+    ${colSumLoop('single', 'f32')})`;
 
 /** The whole module's WebAssembly text (exported for inspection and tests). */
 export function fusedModuleText(): string {
