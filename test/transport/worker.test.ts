@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ActorSystem } from '../../src/actor/index.js';
 import { InvalidArgumentError, TransportError } from '../../src/errors.js';
 import type { HostMessage, HostReply } from '../../src/network/index.js';
+import { childNodeId } from '../../src/transport/channel.js';
 import { encodeMessage } from '../../src/transport/index.js';
 import { spawnWorkerNode } from '../../src/transport/worker.js';
 import { setupBackend } from '../helpers.js';
@@ -27,6 +28,16 @@ describe('spawnWorkerNode', () => {
     expect(worker.node.startsWith(system.node)).toBe(true);
     await worker.close();
     expect(await worker.exited).toBe(0);
+  });
+
+  test('child node ids are NATS subject tokens under their parent, whatever the name and however deep', () => {
+    const token = /^[A-Za-z0-9_-]{1,128}$/;
+    const id = childNodeId('parent-node', 'auto:0 / gate');
+    expect(id).toMatch(/^parent-node_auto-0---gate-[A-Za-z0-9_-]{6}$/);
+    let deep = 'root';
+    for (let level = 0; level < 10; level++) deep = childNodeId(deep, `worker-${level}-with-a-long-name`);
+    expect(deep).toMatch(token);
+    expect(childNodeId('p', 'n')).not.toBe(childNodeId('p', 'n')); // a fresh suffix each time
   });
 
   test('refuses the tensorflow backend with a named error', async () => {
