@@ -3,8 +3,9 @@
  * `nats-server` on a free port; the `npm run network` app hosts the MNIST MLP in child
  * processes (DC-ASGD, learning rate 0.02, momentum 0.9, no decay, as the other rows); the
  * training and test sentinels run in this process and attach with `attachRemote`. Two splits
- * are probed briefly (all gates in one process with `--threads 2`, which splits gate 0 by units
- * with a worker thread; gate 0 in one process and gates 1-2 in another) and the faster is
+ * are probed briefly (all gates in one process with `--threads 2`, which places them as
+ * `'auto'` does: gate 0 in a worker thread that the process serves on NATS; gate 0 in one
+ * process and gates 1-2 in another) and the faster is
  * measured over the whole epoch on fresh processes (later rounds of the bench reuse the first
  * round's pick). Only the epoch is timed, not the
  * start-up or the discovery; CPU time counts this process, the network processes and the server.

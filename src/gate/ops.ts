@@ -48,6 +48,11 @@ function activationName(layer: tf.layers.Layer): string {
   return typeof activation === 'string' ? activation : 'custom';
 }
 
+/** `a · b` for 2-D tensors: sparse when `a` is mostly zeros (`sparseMatMul`), else tfjs `matMul`. */
+function product(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  return sparseMatMul(a, b) ?? tf.matMul(a, b);
+}
+
 /** `a · bᵀ` for 2-D tensors without the slow transposed `matMul` path. */
 function matMulTransposeB(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   const sparse = sparseMatMul(a, () => transpose2d(b));
@@ -72,7 +77,7 @@ class DenseOp implements LayerOp {
 
   forward(x: tf.Tensor, w: tf.Tensor[], training: boolean): { y: tf.Tensor; saved: Saved } {
     return tf.tidy(() => {
-      let z: tf.Tensor = sparseMatMul(x as tf.Tensor2D, w[0] as tf.Tensor2D) ?? tf.matMul(x as tf.Tensor2D, w[0] as tf.Tensor2D);
+      let z: tf.Tensor = product(x as tf.Tensor2D, w[0] as tf.Tensor2D);
       if (this.useBias) z = tf.add(z, w[1] as tf.Tensor);
       let y = z;
       if (this.activation === 'relu') y = tf.relu(z);
@@ -91,8 +96,7 @@ class DenseOp implements LayerOp {
       if (this.activation === 'relu') dz = tf.mul(dy, tf.step(y as tf.Tensor2D));
       else if (this.activation === 'sigmoid') dz = tf.mul(dy, tf.mul(y as tf.Tensor2D, tf.sub(1, y as tf.Tensor2D)));
       else if (this.activation === 'tanh') dz = tf.mul(dy, tf.sub(1, tf.square(y as tf.Tensor2D)));
-      const xT = transpose2d(x);
-      const grads: tf.Tensor[] = [sparseMatMul(xT, dz) ?? tf.matMul(xT, dz)];
+      const grads: tf.Tensor[] = [product(transpose2d(x), dz)];
       if (this.useBias) grads.push(columnSum(dz));
       return needDx ? { grads, dx: matMulTransposeB(dz, w[0] as tf.Tensor2D) } : { grads };
     });

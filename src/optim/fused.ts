@@ -454,7 +454,9 @@ export const SMALL_INNER = 16;
  * transpose that the dense path would not need); the caller owns what it returns.
  *
  * Cost: one SIMD pass over `a` to count its non-zero values, one to compress them (compressed
- * sparse rows), then `2 × nnz(a) × n` flops. Each output is a sum over `k` in increasing order,
+ * sparse rows, CSR: Saad, *Iterative Methods for Sparse Linear Systems*, 2003, §3.4), then
+ * `2 × nnz(a) × n` flops: each output row is the sum of the rows of `b` picked by the non-zero
+ * values of the matching row of `a`, scaled by them. Each output is a sum over `k` in increasing order,
  * as in the dense product, but rounding may differ in the last bit where the dense kernel
  * blocks its sums differently.
  */

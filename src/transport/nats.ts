@@ -121,7 +121,7 @@ export class NatsNode implements Link {
 
   /** Subscribes, starts heartbeats and becomes the system's default route; resolves once the server has the subscriptions. */
   async start(): Promise<void> {
-    this.nc.subscribe(natsSubject(this.namespace, 'node', this.system.node), { callback: (error, msg) => void (error ? this.events.emit('error', error) : this.receive(msg.data)) });
+    this.subscribeFrames(this.system.node);
     this.nc.subscribe(natsSubject(this.namespace, 'heartbeat'), { callback: (error, msg) => void (error ? this.events.emit('error', error) : this.heartbeat(msg.data)) });
     this.system.setDefaultRoute(this);
     this.system.events.on('nodeDown', this.onNodeDown);
@@ -154,11 +154,15 @@ export class NatsNode implements Link {
     if (!SUBJECT_TOKEN.test(node)) throw new InvalidArgumentError(`Node id '${node.slice(0, 64)}' must be 1-128 letters, digits, '_' or '-' to be served on NATS.`);
     if (!this.system.hasRoute(node)) throw new InvalidArgumentError(`${this.description} cannot serve node ${node}: this system has no route to it (start it from this process first).`);
     if (!this.served.has(node)) {
-      const subscription = this.nc.subscribe(natsSubject(this.namespace, 'node', node), { callback: (error, msg) => void (error ? this.events.emit('error', error) : this.receive(msg.data)) });
-      this.served.set(node, { name, subscription });
+      this.served.set(node, { name, subscription: this.subscribeFrames(node) });
       this.beatFor(node, name);
     }
     return () => this.unserve(node);
+  }
+
+  /** Receives the frames published to `node`'s subject (this node's own, or one it serves). */
+  private subscribeFrames(node: string): Subscription {
+    return this.nc.subscribe(natsSubject(this.namespace, 'node', node), { callback: (error, msg) => void (error ? this.events.emit('error', error) : this.receive(msg.data)) });
   }
 
   /** Stops serving `node`: unsubscribes and says its goodbye. */
