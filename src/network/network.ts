@@ -187,7 +187,12 @@ export class Network {
   /** A node went down: free what the gates hold for its sentinels; if it hosted gates, fail. */
   private readonly onNodeDown = (node: string): void => {
     if (this.disposing) return;
-    this.placed.get(node)?.end(new TransportError(`The node running a placed sentinel (${node}) went down before the sentinel finished.`));
+    const placed = this.placed.get(node);
+    if (placed) {
+      // A placed sentinel's node hosts only that sentinel; its end frees the gates' state for it.
+      this.track(placed.end(new TransportError(`The node running a placed sentinel (${node}) went down before the sentinel finished.`)));
+      return;
+    }
     const names = this.gateNodes.get(node);
     if (names && !this.failure) {
       const kind = this.nodes.find((n) => n.node === node)?.kind ?? 'node';
