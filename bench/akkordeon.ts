@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mnistMlp } from '../src/models/index.js';
 import { Network } from '../src/network/index.js';
 import { createOptimizer } from '../src/optim/index.js';
-import { type BenchData, type BenchResult, type Competitor, OPTIMIZER, samplesOf, stopwatch, testAccuracy, trainProvider, trainSentinel } from './common.js';
+import { type BenchData, type BenchResult, type Competitor, describeThreadCpu, OPTIMIZER, samplesOf, stopwatch, testAccuracy, threadCpuSeconds, trainProvider, trainSentinel } from './common.js';
 
 /** Runs one training sentinel on `network` to completion; returns the samples it trained on. */
 export async function trainOnce(network: Network, provider: ReturnType<typeof trainProvider>, batchSize: number, epochs = 1): Promise<number> {
@@ -27,12 +27,13 @@ export const akkordeonCompetitor: Competitor = {
     if (data.warmupBatches > 0) await trainOnce(network, trainProvider(data, data.warmupBatches * data.batchSize), data.batchSize);
     const provider = trainProvider(data);
 
-    const elapsed = stopwatch();
+    const [elapsed, threads] = [stopwatch(), threadCpuSeconds()];
     const samples = await trainOnce(network, provider, data.batchSize, epochs);
     const { seconds, cpuSeconds } = elapsed();
+    const cpuSplit = describeThreadCpu(threads, threadCpuSeconds());
 
     const accuracy = await testAccuracy(data, (x) => network.predict(x));
     await network.dispose();
-    return { samplesPerSecond: samples / seconds, testAccuracy: accuracy, samples, seconds, cpuSeconds, leakedTensors: tf.memory().numTensors - before };
+    return { samplesPerSecond: samples / seconds, testAccuracy: accuracy, samples, seconds, cpuSeconds, cpuSplit, leakedTensors: tf.memory().numTensors - before };
   },
 };

@@ -100,6 +100,7 @@ async function main(flags: Flags): Promise<void> {
           `CPU ${cpuShare.toFixed(0)}% of wall time, load average ${os.loadavg()[0]?.toFixed(2)}${leak}`,
       );
       if (result.note && round === 1) console.log(`  ${result.note}`);
+      if (result.cpuSplit) console.log(`  ${result.cpuSplit}`);
     }
   }
   const rows: Row[] = chosen.flatMap((c) => {

@@ -55,15 +55,19 @@ async function openSession(url: string, network: string, split: (typeof SPLITS)[
   };
 }
 
-/** Runs `sentinel` on the session's network; wall and CPU time from attach (after discovery) to done. */
+/**
+ * Runs `sentinel` on the session's network; wall and CPU time from attach (after discovery) to
+ * done, and that CPU time by process (`/proc`; zeros elsewhere but this process).
+ */
 async function run(session: Session, sentinel: Sentinel, serverPid: number) {
   const attachment = await attachRemote(session.nats, sentinel, { discovery: { timeoutMs: 30_000 } });
-  const pids = [...session.pids, serverPid];
-  const [elapsed, cpu] = [stopwatch(), processCpuSeconds(pids)];
+  const [elapsed, network, server] = [stopwatch(), processCpuSeconds(session.pids), processCpuSeconds([serverPid])];
   const summary = await attachment.done;
-  const { seconds, cpuSeconds } = elapsed();
+  const { seconds, cpuSeconds: own } = elapsed();
   await attachment.detach();
-  return { summary, seconds, cpuSeconds: cpuSeconds + processCpuSeconds(pids) - cpu };
+  const split = { own, network: processCpuSeconds(session.pids) - network, server: processCpuSeconds([serverPid]) - server };
+  const cpuSplit = `CPU by process: this one (the sentinel) ${split.own.toFixed(2)} s · network processes ${split.network.toFixed(2)} s · nats-server ${split.server.toFixed(2)} s`;
+  return { summary, seconds, cpuSeconds: split.own + split.network + split.server, cpuSplit };
 }
 
 /** Samples/s of `batches` training batches on the split, after the warm-up. */
@@ -99,12 +103,12 @@ export const natsCompetitor: Competitor = {
       const session = await openSession(server.url, `bench-${process.pid}`, split, backend);
       try {
         if (data.warmupBatches > 0) await run(session, trainSentinel(trainProvider(data, data.warmupBatches * data.batchSize), data.batchSize), server.pid);
-        const { summary, seconds, cpuSeconds } = await run(session, trainSentinel(trainProvider(data), data.batchSize, epochs), server.pid);
+        const { summary, seconds, cpuSeconds, cpuSplit } = await run(session, trainSentinel(trainProvider(data), data.batchSize, epochs), server.pid);
         const samples = samplesOf(summary);
         const tested = await run(session, testSentinel(data), server.pid);
         const probes = SPLITS.map((s, i) => `${s.label} ${Math.round(rates[i] as number)}/s`).join(', ');
         const note = `split: ${split.label}, the faster in a ${PROBE_BATCHES}-batch probe (${probes}); CPU counts this process, the network processes and nats-server`;
-        figures = { samplesPerSecond: samples / seconds, testAccuracy: accuracyOf(tested.summary), samples, seconds, cpuSeconds, note };
+        figures = { samplesPerSecond: samples / seconds, testAccuracy: accuracyOf(tested.summary), samples, seconds, cpuSeconds, cpuSplit, note };
       } finally {
         await session.close();
       }

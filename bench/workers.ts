@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mnistMlp } from '../src/models/index.js';
 import { Network, type Place } from '../src/network/index.js';
 import { trainOnce } from './akkordeon.js';
-import { accuracyOf, type BenchData, type BenchResult, type Competitor, OPTIMIZER, stopwatch, testSentinel, trainProvider } from './common.js';
+import { accuracyOf, type BenchData, type BenchResult, type Competitor, describeThreadCpu, OPTIMIZER, stopwatch, testSentinel, threadCpuSeconds, trainProvider } from './common.js';
 
 /** Where each gate of `network` runs, e.g. `dense-512: 384 units in worker auto-0, the rest on the main thread; dense-256: main thread; …`. */
 export function describePlacement(network: Network, names: string[]): string {
@@ -34,15 +34,16 @@ export const workersCompetitor: Competitor = {
       if (data.warmupBatches > 0) await trainOnce(network, trainProvider(data, data.warmupBatches * data.batchSize), data.batchSize);
       const provider = trainProvider(data);
 
-      const elapsed = stopwatch();
+      const [elapsed, threads] = [stopwatch(), threadCpuSeconds()];
       const samples = await trainOnce(network, provider, data.batchSize, epochs);
       const { seconds, cpuSeconds } = elapsed();
+      const cpuSplit = describeThreadCpu(threads, threadCpuSeconds());
 
       const tester = testSentinel(data);
       network.attach(tester);
       const testAccuracy = accuracyOf(await tester.done);
       const note = `placement 'auto': ${describePlacement(network, gates.map((g, i) => g.name ?? `gate-${i}`))}`;
-      figures = { samplesPerSecond: samples / seconds, testAccuracy, samples, seconds, cpuSeconds, note };
+      figures = { samplesPerSecond: samples / seconds, testAccuracy, samples, seconds, cpuSeconds, cpuSplit, note };
     } finally {
       await network.dispose();
     }
