@@ -6,20 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { mnistMlp } from '../src/models/index.js';
-import { Network, type Place } from '../src/network/index.js';
+import { describePlacement, Network } from '../src/network/index.js';
 import { trainOnce } from './akkordeon.js';
 import { accuracyOf, type BenchData, type BenchResult, type Competitor, describeThreadCpu, OPTIMIZER, stopwatch, testSentinel, threadCpuSeconds, trainProvider } from './common.js';
-
-/** Where each gate of `network` runs, e.g. `dense-512: 384 units in worker auto-0, the rest on the main thread; dense-256: main thread; …`. */
-export function describePlacement(network: Network, names: string[]): string {
-  const where = (p: Place) => (p.kind === 'main' ? 'main thread' : `${p.kind} ${p.group ?? ''}`.trim());
-  return network.placement
-    .map((p, i) => {
-      if (!p.shards) return `${names[i]}: ${where(p)}`;
-      return `${names[i]}: ${p.shards.map((s) => `${s.units} units in ${where(s)}`).join(', ')}, the rest on the ${where(p)}`;
-    })
-    .join('; ');
-}
 
 /** akkordeon: 3 gates placed by `'auto'` over worker threads and the main thread, 1 sentinel (concurrency 4). */
 export const workersCompetitor: Competitor = {
@@ -42,7 +31,7 @@ export const workersCompetitor: Competitor = {
       const tester = testSentinel(data);
       network.attach(tester);
       const testAccuracy = accuracyOf(await tester.done);
-      const note = `placement 'auto': ${describePlacement(network, gates.map((g, i) => g.name ?? `gate-${i}`))}`;
+      const note = `placement 'auto': ${describePlacement(network.placement, gates.map((g, i) => g.name ?? `gate-${i}`))}`;
       figures = { samplesPerSecond: samples / seconds, testAccuracy, samples, seconds, cpuSeconds, cpuSplit, note };
     } finally {
       await network.dispose();

@@ -1,13 +1,13 @@
 /**
  * `npm run simple`: trains the MNIST MLP (784-512-256-10, three gates) with DC-ASGD, a
  * training sentinel and a concurrent validation sentinel, then runs the test pass.
- * Flags: --epochs --batch-size --concurrency --lr --model --backend --data --save --export (--help).
+ * Flags: --epochs --batch-size --concurrency --lr --model --placement --backend --data --save --export (--help).
  */
 import {
-  ArrayProvider, DCASGD, Network, Sentinel, cosineDecay, ensureMnist, initBackend, loadMnist, mnistModel, resolveMnistDir,
+  ArrayProvider, Network, Sentinel, ensureMnist, initBackend, loadMnist, mnistModel, resolveMnistDir,
 } from '../src/index.js';
 import { Reporter, parseTrainingArgs, runMain } from '../src/cli/index.js';
-import { exportModel, saveCheckpoint } from '../src/network/index.js';
+import { describePlacement, exportModel, saveCheckpoint } from '../src/network/index.js';
 
 await runMain(async () => {
   const args = parseTrainingArgs(process.argv, 'simple', 'Train an MNIST classifier with gates and sentinels.');
@@ -27,15 +27,17 @@ await runMain(async () => {
   const validationData = data(train.images.subarray(cut), train.labels.subarray(55_000));
 
   // DC-ASGD (adaptive) with momentum 0.9; the learning rate warms up over the first epoch,
-  // then decays to 0 along a cosine.
+  // then decays to 0 along a cosine. Given as a spec, it can travel to gates in worker threads.
   const stepsPerEpoch = Math.ceil(trainData.size / args.batchSize);
-  const schedule = cosineDecay({ initial: args.lr ?? 0.03, steps: args.epochs * stepsPerEpoch, warmup: stepsPerEpoch });
-  const network = new Network({
+  const gates = mnistModel(args.model, args.seed);
+  const network = await Network.create({
     inputShape: [784],
-    gates: mnistModel(args.model, args.seed),
-    optimizer: () => new DCASGD({ learningRate: schedule, momentum: args.momentum }),
+    gates,
+    optimizer: { type: 'dcasgd', learningRate: { type: 'cosine', initial: args.lr ?? 0.03, steps: args.epochs * stepsPerEpoch, warmup: stepsPerEpoch }, momentum: args.momentum },
     seed: args.seed,
+    placement: args.placement,
   });
+  console.log(`placement ${args.placement}: ${describePlacement(network.placement, gates.map((g, i) => g.name ?? `gate ${i}`))}`);
 
   const reporter = new Reporter({ progress: args.progress });
   const trainer = new Sentinel({ name: 'train', mode: 'train', data: trainData, epochs: args.epochs, batchSize: args.batchSize, concurrency: args.concurrency });

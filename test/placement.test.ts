@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError, TransportError } from '../src/errors.js';
 import { mnistMlp } from '../src/models/index.js';
 import { type GateSpec, Network, type Placement } from '../src/network/index.js';
-import { partition, resolvePlacement } from '../src/network/placement.js';
+import { describePlacement, partition, resolvePlacement } from '../src/network/placement.js';
 import { DCASGD, type OptimizerSpec } from '../src/optim/index.js';
 import { Sentinel } from '../src/sentinel/index.js';
 import { blobs, maxAbsDiff, setupBackend } from './helpers.js';
@@ -150,6 +150,11 @@ describe('auto placement', () => {
     expect(resolvePlacement('auto', { ...context, cores: 8, backend: 'tensorflow' }).every((p) => p.kind === 'main')).toBe(true);
     expect(resolvePlacement('auto', { ...context, cores: 8, portable: false }).every((p) => p.kind === 'main')).toBe(true);
     expect(resolvePlacement('auto', { ...context, cores: 8 }).map((p) => [p.kind, p.shards?.length ?? 0])).toEqual([['worker', 4], ['main', 2], ['main', 0]]);
+  });
+
+  test('describePlacement says where each gate runs, shards included', () => {
+    const specs = [{ kind: 'main' as const, shards: [{ kind: 'worker' as const, group: 'w', units: 384 }] }, { kind: 'worker' as const, group: 'auto-0' }, { kind: 'process' as const }];
+    expect(describePlacement(specs, ['dense-512', 'dense-256'])).toBe('dense-512: 384 units in worker w, the rest on the main thread; dense-256: worker auto-0; gate 2: process');
   });
 
   test('Network.create defaults to auto placement', async () => {

@@ -2,7 +2,7 @@
  * Command-line flags shared by the MNIST programs (`npm run simple`, the bench), parsed with
  * commander. Each flag has an `AKKORDEON_*` environment variable only where documented.
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { MNIST_MODELS, type MnistModelName } from '../models/index.js';
 import { mnistModelName, nonNegative, positiveInt } from './flags.js';
 
@@ -20,6 +20,8 @@ export interface TrainingArgs {
   export?: string;
   model: MnistModelName;
   seed: number;
+  /** Where the gates run (`Network.create`'s placement): `auto` (default), `main`, `worker` or `process`. */
+  placement: 'auto' | 'main' | 'worker' | 'process';
   progress: boolean;
 }
 
@@ -38,6 +40,11 @@ export function parseTrainingArgs(argv: string[], name: string, description: str
     .option('--save <dir>', 'write a checkpoint (weights + optimizer state) here at the end')
     .option('--export <dir>', 'write the trained network as a tfjs LayersModel (model.json + weights.bin)')
     .option('--seed <n>', 'seed of weights, shuffling and dropout', positiveInt('--seed'), defaults.seed ?? 1)
+    .addOption(
+      new Option('--placement <where>', 'where the gates run: auto (worker threads when cores are free and the backend is wasm or cpu), main, worker or process')
+        .choices(['auto', 'main', 'worker', 'process'])
+        .default(defaults.placement ?? 'auto'),
+    )
     .option('--no-progress', 'no progress bars')
     .showHelpAfterError();
   program.parse(argv);

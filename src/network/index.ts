@@ -19,6 +19,7 @@ export {
   balancedPlacement,
   checkShards,
   deployGates,
+  describePlacement,
   gateCosts,
   partition,
   placementBottleneck,

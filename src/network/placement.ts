@@ -97,6 +97,22 @@ export function partition(costs: number[], groups: number): number[] {
   return group;
 }
 
+/**
+ * Where each gate runs, in words, e.g. `dense-512: worker auto-0; dense-256: main thread` or,
+ * for a split gate, `dense-512: 384 units in worker w, the rest on the main thread`.
+ * @param names one name per gate, in order (e.g. the gates' `name`s).
+ */
+export function describePlacement(specs: PlacementSpec[], names: string[]): string {
+  const where = (p: Place) => (p.kind === 'main' ? 'main thread' : `${p.kind} ${p.group ?? ''}`.trim());
+  return specs
+    .map((p, i) => {
+      const name = names[i] ?? `gate ${i}`;
+      if (!p.shards) return `${name}: ${where(p)}`;
+      return `${name}: ${p.shards.map((s) => `${s.units} units in ${where(s)}`).join(', ')}, the rest on the ${where(p)}`;
+    })
+    .join('; ');
+}
+
 /** What {@link resolvePlacement} needs to know about the network and the machine. */
 export interface PlacementContext {
   gates: { layers: tf.layers.Layer[] }[];
