@@ -31,7 +31,7 @@ export const workersCompetitor: Competitor = {
       const tester = testSentinel(data);
       network.attach(tester);
       const testAccuracy = accuracyOf(await tester.done);
-      const note = `placement 'auto': ${describePlacement(network.placement, gates.map((g, i) => g.name ?? `gate-${i}`))}`;
+      const note = `placement 'auto': ${describePlacement(network.placement, gates.map((g) => g.name))}`;
       figures = { samplesPerSecond: samples / seconds, testAccuracy, samples, seconds, cpuSeconds, cpuSplit, note };
     } finally {
       await network.dispose();

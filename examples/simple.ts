@@ -37,7 +37,7 @@ await runMain(async () => {
     seed: args.seed,
     placement: args.placement,
   });
-  console.log(`placement ${args.placement}: ${describePlacement(network.placement, gates.map((g, i) => g.name ?? `gate ${i}`))}`);
+  console.log(`placement ${args.placement}: ${describePlacement(network.placement, gates.map((g) => g.name))}`);
 
   const reporter = new Reporter({ progress: args.progress });
   const trainer = new Sentinel({ name: 'train', mode: 'train', data: trainData, epochs: args.epochs, batchSize: args.batchSize, concurrency: args.concurrency });

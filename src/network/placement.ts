@@ -100,9 +100,9 @@ export function partition(costs: number[], groups: number): number[] {
 /**
  * Where each gate runs, in words, e.g. `dense-512: worker auto-0; dense-256: main thread` or,
  * for a split gate, `dense-512: 384 units in worker w, the rest on the main thread`.
- * @param names one name per gate, in order (e.g. the gates' `name`s).
+ * @param names the gates' names, in order; a gate without one is called `gate <index>`.
  */
-export function describePlacement(specs: PlacementSpec[], names: string[]): string {
+export function describePlacement(specs: PlacementSpec[], names: (string | undefined)[]): string {
   const where = (p: Place) => (p.kind === 'main' ? 'main thread' : `${p.kind} ${p.group ?? ''}`.trim());
   return specs
     .map((p, i) => {
