@@ -147,29 +147,33 @@ export async function testAccuracy(
 }
 
 /**
+ * CPU seconds (user + system) in a `/proc` stat file (`/proc/<pid>/stat` for a whole process,
+ * `/proc/<pid>/task/<tid>/stat` for one thread); 0 when it cannot be read (gone, or not Linux).
+ */
+export function statCpuSeconds(path: string): number {
+  const ticks = 100; // USER_HZ on Linux
+  try {
+    const stat = readFileSync(path, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3 (state) on
+    return (Number(fields[11]) + Number(fields[12])) / ticks; // fields 14 and 15: utime, stime
+  } catch {
+    return 0;
+  }
+}
+
+/**
  * CPU seconds (user + system) used so far by each thread of this process, by thread id, read
  * from `/proc/self/task`; empty where there is no `/proc` (not Linux). A thread that ended is
  * missing.
  */
 export function threadCpuSeconds(): Map<number, number> {
-  const ticks = 100; // USER_HZ on Linux
-  const seconds = new Map<number, number>();
   let tids: string[];
   try {
     tids = readdirSync('/proc/self/task');
   } catch {
-    return seconds;
+    return new Map();
   }
-  for (const tid of tids) {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3 (state) on
-      seconds.set(Number(tid), (Number(fields[11]) + Number(fields[12])) / ticks); // utime, stime
-    } catch {
-      // the thread ended between the listing and the read
-    }
-  }
-  return seconds;
+  return new Map(tids.map((tid) => [Number(tid), statCpuSeconds(`/proc/self/task/${tid}/stat`)]));
 }
 
 /**

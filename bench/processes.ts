@@ -4,10 +4,10 @@
  * processes; plus the CPU time those processes use, read from `/proc`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type App, freePort, natsServerBinary, startApp } from '../test/nats-server.js';
+import { statCpuSeconds } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -92,14 +92,5 @@ export async function startHosts(url: string, network: string, ranges: string[],
 
 /** CPU seconds (user + system) used so far by the processes `pids` (0 for one that is gone). */
 export function processCpuSeconds(pids: number[]): number {
-  const ticks = 100; // USER_HZ on Linux
-  return pids.reduce((sum, pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3 (state) on
-      return sum + (Number(fields[11]) + Number(fields[12])) / ticks; // fields 14 and 15: utime, stime
-    } catch {
-      return sum;
-    }
-  }, 0);
+  return pids.reduce((sum, pid) => sum + statCpuSeconds(`/proc/${pid}/stat`), 0);
 }
