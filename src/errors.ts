@@ -48,6 +48,12 @@ export class UnknownBatchError extends AkkordeonError {}
 /** A message from another node is malformed or over a limit; it was rejected unread. */
 export class ProtocolError extends AkkordeonError {}
 
+/**
+ * Two processes host the same gate of a network, or one network name is hosted as two
+ * different models; the message names the nodes and the fix.
+ */
+export class GateConflictError extends AkkordeonError {}
+
 /** A transport could not reach its peer (a NATS server, a worker, a child process, a network). */
 export class TransportError extends AkkordeonError {}
 

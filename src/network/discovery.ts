@@ -5,12 +5,16 @@
  * {@link discoverNetwork} asks until gates `0..total-1` are all known, and {@link attachRemote}
  * runs a local sentinel on the gates found. A host that starts (or restarts) announces itself
  * on `akk.<network>.registry.announce`, so that the other hosts re-wire their gates to it.
+ *
+ * Each gate has exactly one host: a host refuses to start on gates that another live process
+ * already hosts, or on a network of that name that is another model ({@link sliceConflict}),
+ * and a sentinel refuses to attach to a network whose slices disagree.
  */
 import { createInbox, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import type { ActorRef } from '../actor/index.js';
-import { ShapeMismatchError, TransportError } from '../errors.js';
+import { GateConflictError, ShapeMismatchError, TransportError } from '../errors.js';
 import type { GateDetached, GateMessage } from '../protocol.js';
 import type { Sentinel, SentinelMessage, SentinelSummary } from '../sentinel/index.js';
 import { natsSubject, SUBJECT_TOKEN, type NatsNode } from '../transport/nats.js';
@@ -55,8 +59,12 @@ export interface NetworkDirectory {
   total: number;
   /** Gates found, by index, in index order (every index when discovery asked for the whole network). */
   gates: Map<number, DiscoveredGate>;
-  /** Every slice that answered, by node. */
+  /** Every slice that answered, by node (those of another model are in `mismatched`). */
   slices: Map<string, RegistrySlice>;
+  /** Gate index → the nodes of the slices that claim it, where more than one does (sorted). */
+  duplicates: Map<number, string[]>;
+  /** Slices that answered for another model (another number of gates or model name) than the first answer's. */
+  mismatched: RegistrySlice[];
 }
 
 /** Options of {@link discoverNetwork}. */
@@ -69,6 +77,11 @@ export interface DiscoveryOptions {
   need?: number[];
   /** Only accept slices that report `wired` (default true). */
   requireWired?: boolean;
+  /**
+   * Once the needed gates are known, go on listening this long (ms) for further answers, so
+   * that a second host of one gate shows in `duplicates`. Default 0.
+   */
+  settleMs?: number;
   /** Stops the search; it then rejects with a TransportError. */
   signal?: AbortSignal;
 }
@@ -126,9 +139,71 @@ export function parseSlice(data: Uint8Array): RegistrySlice | undefined {
 }
 
 /**
+ * Asks the registry of `network` once and collects every slice that answers within `waitMs`
+ * (ms; default 300): the processes that host gates of it now, wired or not.
+ */
+export async function listSlices(source: NatsNode | NatsConnection, network: string, waitMs = 300): Promise<RegistrySlice[]> {
+  const nc = 'nc' in source ? source.nc : source;
+  const slices = new Map<string, RegistrySlice>();
+  const inbox = createInbox();
+  const subscription = nc.subscribe(inbox, {
+    callback: (error, msg) => {
+      const slice = error ? undefined : parseSlice(msg.data);
+      if (slice) slices.set(slice.node, slice);
+    },
+  });
+  try {
+    nc.publish(registrySubject(network), '', { reply: inbox });
+    await new Promise((resolve) => setTimeout(resolve, waitMs));
+  } catch {
+    // disconnected and closed: nobody answers
+  } finally {
+    subscription.unsubscribe();
+  }
+  return [...slices.values()];
+}
+
+/** What a host is about to host, for {@link sliceConflict}. */
+export interface PlannedSlice {
+  node: string;
+  model: string;
+  total: number;
+  from: number;
+  to: number;
+}
+
+/**
+ * Whether `planned` clashes with the slices `others` of `network` that already run: a gate in
+ * `from..to` that another node hosts, or another model under the same network name.
+ * @returns the error to throw (naming the nodes and what to do), or undefined when it fits.
+ */
+export function sliceConflict(network: string, servers: string, planned: PlannedSlice, others: Iterable<RegistrySlice>): GateConflictError | undefined {
+  for (const other of others) {
+    if (other.node === planned.node) continue;
+    if (other.total !== planned.total || (other.model !== undefined && other.model !== planned.model)) {
+      return new GateConflictError(
+        `Network '${network}' on NATS ${servers} is already hosted as model '${other.model ?? 'unknown'}' with ${other.total} gates (node ${other.node}); this process would host model '${planned.model}' with ${planned.total}. Give each model its own network name (--name).`,
+      );
+    }
+    const taken = other.gates.map((g) => g.index).filter((i) => i >= planned.from && i <= planned.to);
+    if (taken.length > 0) {
+      const theirs = other.gates.map((g) => g.index);
+      const free = [...Array(planned.total).keys()].filter((i) => i >= planned.from && i <= planned.to && !theirs.includes(i));
+      const contiguous = free.length > 0 && (free.at(-1) as number) - (free[0] as number) + 1 === free.length;
+      const hint = contiguous ? `start this process with --gates ${free[0]}-${free.at(-1)} (the gates of that range that node does not host), or stop that node first` : 'stop that node first, or host other gates';
+      return new GateConflictError(
+        `Gate${taken.length > 1 ? 's' : ''} ${taken.join(', ')} of network '${network}' on NATS ${servers} ${taken.length > 1 ? 'are' : 'is'} already hosted by node ${other.node} (gates ${Math.min(...theirs)}-${Math.max(...theirs)}); each gate must have exactly one host: ${hint}.`,
+      );
+    }
+  }
+  return undefined;
+}
+
+/**
  * Finds the gates of `network`: publishes a registry request every `retryMs` and collects
  * answers until the needed gates are known. When two slices claim one index, the node with the
- * smallest id wins (deterministically for every sentinel).
+ * smallest id is listed in `gates` and both in `duplicates`; {@link attachRemote} refuses such a
+ * network.
  * @throws TransportError when the needed gates are not all found within `timeoutMs`; it names
  *   the server(s), the network, what was missing, and what to check.
  */
@@ -137,22 +212,26 @@ export async function discoverNetwork(source: NatsNode | NatsConnection, network
   const servers = 'nc' in source ? source.servers.join(', ') : nc.getServer();
   const { timeoutMs = 10_000, retryMs = 500, requireWired = true } = options;
   const slices = new Map<string, RegistrySlice>();
-  let total: number | undefined;
+  const mismatched = new Map<string, RegistrySlice>();
+  let first: RegistrySlice | undefined;
   let unwired = 0;
+  let settling: NodeJS.Timeout | undefined;
   const inbox = createInbox();
   return new Promise<NetworkDirectory>((resolve, reject) => {
     const finish = (error?: Error) => {
       clearInterval(retry);
       clearTimeout(timer);
+      clearTimeout(settling);
       options.signal?.removeEventListener('abort', onAbort);
       subscription.unsubscribe();
       if (error) reject(error);
-      else resolve(directory(network, total as number, slices));
+      else resolve(directory(network, (first as RegistrySlice).total, slices, [...mismatched.values()]));
     };
     const complete = (): boolean => {
-      if (total === undefined) return false;
-      const have = directory(network, total, slices).gates;
-      return (options.need ?? [...Array(total).keys()]).every((i) => i < 0 || i >= (total as number) || have.has(i));
+      if (first === undefined) return false;
+      const { total } = first;
+      const have = directory(network, total, slices, []).gates;
+      return (options.need ?? [...Array(total).keys()]).every((i) => i < 0 || i >= total || have.has(i));
     };
     const subscription = nc.subscribe(inbox, {
       callback: (error, msg) => {
@@ -160,10 +239,13 @@ export async function discoverNetwork(source: NatsNode | NatsConnection, network
         const slice = parseSlice(msg.data);
         if (!slice) return;
         if (requireWired && !slice.wired) return void unwired++;
-        if (total !== undefined && slice.total !== total) return; // another version of the network; first answer wins
-        total = slice.total;
+        first ??= slice;
+        if (slice.total !== first.total || slice.model !== first.model) return void mismatched.set(slice.node, slice); // another model; the first answer's wins
         slices.set(slice.node, slice);
-        if (complete()) finish();
+        if (!complete() || settling) return;
+        if (!options.settleMs) return finish();
+        clearInterval(retry);
+        settling = setTimeout(finish, options.settleMs);
       },
     });
     const ask = () => {
@@ -174,7 +256,7 @@ export async function discoverNetwork(source: NatsNode | NatsConnection, network
       }
     };
     const retry = setInterval(ask, retryMs);
-    const timer = setTimeout(() => finish(notFound(network, servers, timeoutMs, total, slices, unwired, options.need)), timeoutMs);
+    const timer = setTimeout(() => (settling ? undefined : finish(notFound(network, servers, timeoutMs, first?.total, slices, unwired, options.need))), timeoutMs);
     const onAbort = () => finish(new TransportError(`Discovery of network '${network}' was stopped.`));
     if (options.signal?.aborted) return onAbort();
     options.signal?.addEventListener('abort', onAbort);
@@ -182,15 +264,41 @@ export async function discoverNetwork(source: NatsNode | NatsConnection, network
   });
 }
 
-function directory(network: string, total: number, slices: Map<string, RegistrySlice>): NetworkDirectory {
+function directory(network: string, total: number, slices: Map<string, RegistrySlice>, mismatched: RegistrySlice[]): NetworkDirectory {
   const found = new Map<number, DiscoveredGate>();
+  const claims = new Map<number, string[]>();
   for (const node of [...slices.keys()].sort()) {
     for (const gate of (slices.get(node) as RegistrySlice).gates) {
-      if (gate.index < total && !found.has(gate.index)) found.set(gate.index, { ...gate, node: gate.node ?? node });
+      if (gate.index >= total) continue;
+      claims.set(gate.index, [...(claims.get(gate.index) ?? []), node]);
+      if (!found.has(gate.index)) found.set(gate.index, { ...gate, node: gate.node ?? node });
     }
   }
   const gates = new Map([...found].sort(([a], [b]) => a - b));
-  return { network, total, gates, slices };
+  const duplicates = new Map([...claims].filter(([, nodes]) => nodes.length > 1).sort(([a], [b]) => a - b));
+  return { network, total, gates, slices, duplicates, mismatched };
+}
+
+/**
+ * The error for a directory whose slices disagree (two hosts of one gate, or another model
+ * under the same name), naming the nodes and what to do; undefined when they agree.
+ */
+export function directoryConflict(found: NetworkDirectory, servers: string): GateConflictError | undefined {
+  const [index, nodes] = [...found.duplicates][0] ?? [];
+  if (index !== undefined && nodes) {
+    return new GateConflictError(
+      `Gate ${index} of network '${found.network}' on NATS ${servers} is hosted by ${nodes.length} processes (nodes ${nodes.join(', ')}); each gate must have exactly one host. Stop all but one of them.`,
+    );
+  }
+  const other = found.mismatched[0];
+  if (other) {
+    const model = (s?: RegistrySlice) => `model '${s?.model ?? 'unknown'}' with ${s?.total} gates`;
+    const some = found.slices.values().next().value as RegistrySlice | undefined;
+    return new GateConflictError(
+      `Network '${found.network}' on NATS ${servers} is hosted as two models: ${model(some)} (node ${some?.node}) and ${model(other)} (node ${other.node}). Give each model its own network name (--name).`,
+    );
+  }
+  return undefined;
 }
 
 function notFound(network: string, servers: string, timeoutMs: number, total: number | undefined, slices: Map<string, RegistrySlice>, unwired: number, need?: number[]): TransportError {
@@ -203,7 +311,7 @@ function notFound(network: string, servers: string, timeoutMs: number, total: nu
   if (total === undefined) {
     return new TransportError(`Network '${network}' on NATS ${servers} answered, but its gates were not wired to each other within ${timeoutMs} ms; start the processes that host its other gates (--gates).`);
   }
-  const have = directory(network, total, slices).gates;
+  const have = directory(network, total, slices, []).gates;
   const missing = (need ?? [...Array(total).keys()]).filter((i) => i >= 0 && i < total && !have.has(i));
   return new TransportError(
     `Network '${network}' on NATS ${servers} has ${total} gates, but gate(s) ${missing.join(', ')} did not answer within ${timeoutMs} ms. Start the process that hosts them (${start.slice(0, -1)} --gates ${missing[0]}-${missing.at(-1)}\`).`,
@@ -212,8 +320,11 @@ function notFound(network: string, servers: string, timeoutMs: number, total: nu
 
 /** Options of {@link attachRemote}. */
 export interface AttachRemoteOptions {
-  /** How discovery waits for the network; default 10 s, asking every 500 ms. */
-  discovery?: Pick<DiscoveryOptions, 'timeoutMs' | 'retryMs'>;
+  /**
+   * How discovery waits for the network; default 10 s, asking every 500 ms, then listening
+   * 100 ms more for hosts that claim the same gates (`settleMs`).
+   */
+  discovery?: Pick<DiscoveryOptions, 'timeoutMs' | 'retryMs' | 'settleMs'>;
   /** Timeout of each gate's reply to `gate.detach`, ms. Default 5000. */
   detachTimeoutMs?: number;
 }
@@ -237,11 +348,14 @@ export interface RemoteAttachment {
  * Finds the network `nats.namespace`, spawns `sentinel` in `nats.system` and starts it on the
  * network's first and last gates.
  * @throws TransportError when the network does not answer (see {@link discoverNetwork});
- *   ShapeMismatchError when the sentinel's data does not fit gate 0's input.
+ *   GateConflictError when two processes host one of its gates, or its hosts run different
+ *   models; ShapeMismatchError when the sentinel's data does not fit gate 0's input.
  */
 export async function attachRemote(nats: NatsNode, sentinel: Sentinel, options: AttachRemoteOptions = {}): Promise<RemoteAttachment> {
   const { system } = nats;
-  const directory = await discoverNetwork(nats, nats.namespace, { ...options.discovery, requireWired: true });
+  const directory = await discoverNetwork(nats, nats.namespace, { settleMs: 100, ...options.discovery, requireWired: true });
+  const conflict = directoryConflict(directory, nats.servers.join(', '));
+  if (conflict) throw conflict;
   const gates = [...Array(directory.total).keys()].map((i) => {
     const g = directory.gates.get(i) as DiscoveredGate;
     return system.ref<GateMessage>(g.id, g.name, g.node);

@@ -16,7 +16,7 @@ import { createOptimizer, type OptimizerSpec } from '../optim/index.js';
 import { balancedPlacement, deployGates, gateCosts, type PlacementSpec, shardableUnits } from './placement.js';
 import type { GateDetached, GateMessage, ShardInfo } from '../protocol.js';
 import type { NatsNode } from '../transport/nats.js';
-import { announceSubject, type DiscoveredGate, discoverNetwork, parseSlice, type RegistrySlice, serveRegistry } from './discovery.js';
+import { announceSubject, type DiscoveredGate, discoverNetwork, listSlices, parseSlice, type RegistrySlice, serveRegistry, sliceConflict } from './discovery.js';
 
 /** The optimizer gates get when none is given: DC-ASGD (adaptive), learning rate 0.02, momentum 0.9. */
 export const DEFAULT_REMOTE_OPTIMIZER: OptimizerSpec = { type: 'dcasgd', learningRate: 0.02, momentum: 0.9 };
@@ -35,6 +35,12 @@ export interface HostGatesOptions {
   checkFinite?: boolean;
   /** How often wiring asks the registry for missing neighbours, ms. Default 500. */
   retryMs?: number;
+  /**
+   * Before hosting, listen this long (ms) for the processes that already host gates of the
+   * network: none may host one of these gates or another model under the name
+   * (GateConflictError). Default 300; 0 skips the check.
+   */
+  probeMs?: number;
   /**
    * Threads of this process the hosted gates use: the main thread plus `threads − 1` worker
    * threads, placed as `Network.create`'s `'auto'` does (`balancedPlacement`): whole gates in
@@ -97,8 +103,11 @@ function chainShapes(specs: { layers: tf.layers.Layer[] }[], inputShape: number[
 
 /**
  * Hosts gates `from..to` of a named model in `nats.system`, registers them under the network
- * `nats.namespace`, and wires them to the other slices as those appear.
- * @throws InvalidArgumentError for a gate range outside the model.
+ * `nats.namespace`, and wires them to the other slices as those appear. A host that appears
+ * later and claims one of these gates (two started at once both pass `probeMs`) is logged as a
+ * conflict, and sentinels refuse the network until one of the two stops.
+ * @throws InvalidArgumentError for a gate range outside the model; GateConflictError when a
+ *   live process already hosts one of these gates, or the network name as another model.
  */
 export async function hostGates(nats: NatsNode, options: HostGatesOptions): Promise<HostedGates> {
   const { system, namespace: network } = nats;
@@ -113,6 +122,12 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
   }
   const threads = options.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1) throw new InvalidArgumentError(`threads must be a positive integer, got ${threads}.`);
+  const probeMs = options.probeMs ?? 300;
+  if (probeMs > 0) {
+    const planned = { node: system.node, model: options.model, total, from, to };
+    const conflict = sliceConflict(network, nats.servers.join(', '), planned, await listSlices(nats, network, probeMs));
+    if (conflict) throw conflict;
+  }
   const shapes = chainShapes(specs, [784]);
   const optimizer = options.optimizer ?? DEFAULT_REMOTE_OPTIMIZER;
   const hosted = specs.slice(from, to + 1);
@@ -172,13 +187,21 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
       registry.announce();
     }
   };
+  const warned = new Set<string>();
+  const warnConflict = (s: RegistrySlice) => {
+    const conflict = sliceConflict(network, nats.servers.join(', '), { node: system.node, model: options.model, total, from, to }, [s]);
+    if (!conflict || warned.has(s.node)) return;
+    warned.add(s.node);
+    log(`network ${network}: CONFLICT: ${conflict.message} Sentinels refuse this network until one of the two stops.`);
+  };
   const learn = (s: RegistrySlice): boolean => {
+    warnConflict(s);
     let changed = false;
     for (const g of s.gates) {
       const key = g.index === from - 1 ? 'previous' : g.index === to + 1 ? 'next' : undefined;
       const known = key && neighbours[key];
       const node = g.node ?? s.node;
-      if (key && (!known || known.node !== node || known.id !== g.id) && s.total === total) {
+      if (key && (!known || known.node !== node || known.id !== g.id) && s.total === total && (s.model === undefined || s.model === options.model)) {
         neighbours[key] = { ...g, node };
         changed = true;
       }
@@ -195,7 +218,10 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
     while (!closed && missing()) {
       try {
         const found = await discoverNetwork(nats, network, { need: needed, requireWired: false, timeoutMs: 5000, retryMs: options.retryMs ?? 500, signal: stopSearch.signal });
-        if (!closed) found.slices.forEach((s) => s.node !== system.node && learn(s));
+        if (!closed) {
+          found.slices.forEach((s) => s.node !== system.node && learn(s));
+          found.mismatched.forEach(warnConflict);
+        }
       } catch (error) {
         if (!reported && !closed && missing()) log(`network ${network}: waiting for neighbouring gates: ${describeError(error)}`);
         reported = true;

@@ -1,12 +1,13 @@
 /**
  * Discovery and slices over a real nats-server: a clear error when no network answers, a
- * network split over two hosts (the second starting later) that wires itself and trains, and a
- * slice that restarts and is wired in again.
+ * network split over two hosts (the second starting later) that wires itself and trains, a
+ * slice that restarts and is wired in again, and two hosts of one gate (or of two models under
+ * one name), which are refused.
  */
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem } from '../../src/actor/index.js';
 import { ArrayProvider } from '../../src/data/index.js';
-import { TransportError } from '../../src/errors.js';
+import { GateConflictError, TransportError } from '../../src/errors.js';
 import { attachRemote, discoverNetwork } from '../../src/network/discovery.js';
 import { hostGates, type HostedGates } from '../../src/network/remote.js';
 import type { GateMessage, SentinelReply } from '../../src/protocol.js';
@@ -131,4 +132,55 @@ test('a network process with 2 threads runs gate 0 in a worker thread that it se
   await Promise.all(hosts.splice(0).map((h) => h.close()));
   expect(await left).toBe('left'); // the host said the worker's goodbye
   expect(tf.memory().numTensors).toBe(before);
+});
+
+test('a host for a gate that another process already hosts is refused with a GateConflictError; the network goes on training', async () => {
+  const first = await host('overlap', 0, 1);
+  const refused = await hostGates(await node('overlap'), { model: 'mlp', from: 1, to: 2, retryMs: 100, log: quiet }).catch((e: unknown) => e);
+  expect(refused).toBeInstanceOf(GateConflictError);
+  const message = (refused as Error).message;
+  expect(message).toContain("Gate 1 of network 'overlap'");
+  expect(message).toContain(first.gates[0]?.ref.node as string);
+  expect(message).toContain('--gates 2-2');
+
+  // The refused host registered nothing: the right slice joins, and a sentinel trains.
+  const second = await host('overlap', 2, 2);
+  await Promise.all([first.wired, second.wired]);
+  const sentinel = new Sentinel({ name: 'train', mode: 'train', data: randomData(3), batchSize: 128, batchTimeoutMs: 10_000 });
+  const attachment = await attachRemote(await node('overlap'), sentinel);
+  const summary = await sentinel.done;
+  await attachment.detach();
+  expect(summary.epochs[0]?.failedBatches).toBe(0);
+  expect(summary.epochs[0]?.samples).toBe(512);
+});
+
+test('a host of another model under a network name in use is refused', async () => {
+  const mlp = await host('models', 0, 2);
+  const refused = await hostGates(await node('models'), { model: 'cnn', from: 0, to: 0, retryMs: 100, log: quiet }).catch((e: unknown) => e);
+  expect(refused).toBeInstanceOf(GateConflictError);
+  expect((refused as Error).message).toMatch(/already hosted as model 'mlp' with 3 gates \(node [^)]+\); this process would host model 'cnn'/);
+  expect((refused as Error).message).toContain(mlp.gates[0]?.ref.node as string);
+});
+
+test('two hosts of one gate that start together both log the conflict, and a sentinel refuses the network', async () => {
+  const logged: Promise<string>[] = [];
+  const logs = [0, 1].map(() => {
+    let seen!: (line: string) => void;
+    logged.push(new Promise<string>((resolve) => (seen = resolve)));
+    return (line: string) => line.includes('CONFLICT') && seen(line);
+  });
+  // probeMs 0 skips the check at start, as when both probe before either answers.
+  const left = await hostGates(await node('race'), { model: 'mlp', from: 0, to: 1, retryMs: 100, probeMs: 0, log: logs[0] });
+  hosts.push(left);
+  const right = await hostGates(await node('race'), { model: 'mlp', from: 1, to: 2, retryMs: 100, probeMs: 0, log: logs[1] });
+  hosts.push(right);
+  const [leftLine, rightLine] = await Promise.all(logged);
+  expect(leftLine).toContain(right.gates[0]?.ref.node as string);
+  expect(rightLine).toContain(left.gates[0]?.ref.node as string);
+
+  const sentinel = new Sentinel({ name: 'train', mode: 'train', data: randomData(4), batchSize: 128, batchTimeoutMs: 10_000 });
+  const refused = await attachRemote(await node('race'), sentinel).catch((e: unknown) => e);
+  expect(refused).toBeInstanceOf(GateConflictError);
+  expect((refused as Error).message).toMatch(/Gate 1 of network 'race' .* is hosted by 2 processes/);
+  expect(left.inFlight() + right.inFlight()).toBe(0);
 });
