@@ -11,6 +11,7 @@
  */
 import { Command, InvalidArgumentError as CommanderArgumentError } from 'commander';
 import { ActorSystem } from '../actor/index.js';
+import { describeError } from '../errors.js';
 import { initBackend } from '../backend.js';
 import { ArrayProvider, ensureMnist, loadMnist, resolveMnistDir } from '../data/index.js';
 import { attachRemote } from '../network/discovery.js';
@@ -124,8 +125,13 @@ export async function sentinelMain(argv: string[], options: { signal?: AbortSign
     const attachment = await attachRemote(nats, sentinel, { discovery: { timeoutMs: args.discoveryTimeout } });
     const nodes = new Set([...attachment.directory.gates.values()].map((g) => g.node));
     log(`sentinel ${name}: ${data.size} samples (${what}); attached to network ${args.network}: ${attachment.directory.total} gates on ${nodes.size} node(s); node ${system.node}, backend ${backend}`);
-    const onNodeDown = (node: string) => nodes.has(node) && log(`sentinel ${name}: node ${node} of network ${args.network} is gone; batches sent there will time out`);
-    system.events.on('nodeDown', onNodeDown);
+    attachment.events.on('held', (node, gates) => log(`sentinel ${name}: node ${node} (gate${gates.length > 1 ? 's' : ''} ${gates.join(', ')} of network ${args.network}) is gone; its batches in flight are lost, and training holds until the network is whole again (Ctrl-C to stop)`));
+    attachment.events.on('resumed', (found) => log(`sentinel ${name}: network ${args.network} is whole again (${found.total} gates on ${new Set([...found.gates.values()].map((g) => g.node)).size} node(s)); going on`));
+    let searchReported = '';
+    attachment.events.on('searchFailed', (error) => {
+      if (error.message !== searchReported) log(`sentinel ${name}: still waiting for network ${args.network}: ${describeError(error)}`);
+      searchReported = error.message;
+    });
     reporter.watch(sentinel);
     if (every !== undefined) {
       const pass = () => attachment.ref.tell({ type: 'sentinel.requestPass' });
@@ -136,7 +142,6 @@ export async function sentinelMain(argv: string[], options: { signal?: AbortSign
     const outcome = await Promise.race([sentinel.done.then((summary) => ({ summary })), stop.stopped.then((signal) => ({ signal }))]).finally(stop.dispose);
     clearInterval(timer);
     const dropped = await attachment.detach();
-    system.events.off('nodeDown', onNodeDown);
     const summary = 'summary' in outcome ? outcome.summary : await sentinel.done;
     reporter.stop();
     const last = summary.epochs.at(-1);

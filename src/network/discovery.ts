@@ -11,6 +11,7 @@
  * and a sentinel refuses to attach to a network whose slices disagree.
  */
 import { createInbox, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { EventEmitter } from 'eventemitter3';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import type { ActorRef } from '../actor/index.js';
@@ -329,14 +330,30 @@ export interface AttachRemoteOptions {
   detachTimeoutMs?: number;
 }
 
+/** Events of a {@link RemoteAttachment}. */
+export interface RemoteAttachmentEvents {
+  /**
+   * The node hosting gates `gates` went down (it left or missed its heartbeats): the sentinel
+   * gave up its batches in flight (counted lost), the gates still up freed their state, and
+   * the sentinel holds until the network is whole again.
+   */
+  held: (node: string, gates: number[]) => void;
+  /** The network is whole again (a host restarted and was wired in): the sentinel goes on with these gates. */
+  resumed: (directory: NetworkDirectory) => void;
+  /** Looking for the network again failed this time (e.g. two hosts of one gate); it keeps looking. */
+  searchFailed: (error: Error) => void;
+}
+
 /** A sentinel running on a remote network. */
 export interface RemoteAttachment {
   readonly ref: ActorRef<SentinelMessage>;
+  /** The network as found at attach, or at the last resume. */
   readonly directory: NetworkDirectory;
-  /** Gate refs in pipeline order. */
+  /** Gate refs in pipeline order (as of the last resume). */
   readonly gates: ActorRef<GateMessage>[];
   /** The sentinel's result (see `Sentinel.done`). */
   readonly done: Promise<SentinelSummary>;
+  readonly events: EventEmitter<RemoteAttachmentEvents>;
   /**
    * Stops the sentinel and tells every gate to free its cached batches; resolves with the
    * number dropped. Runs by itself when the sentinel finishes; idempotent.
@@ -347,40 +364,98 @@ export interface RemoteAttachment {
 /**
  * Finds the network `nats.namespace`, spawns `sentinel` in `nats.system` and starts it on the
  * network's first and last gates.
+ *
+ * When a node hosting gates goes down while the sentinel runs, the sentinel gives up its
+ * batches in flight (they count as lost), the gates that are still up free their state, and
+ * the sentinel sends nothing until discovery finds the network whole again (a host restarted
+ * and was wired in); it then goes on with the gates' new addresses (`events`: `held`,
+ * `resumed`). It waits for as long as that takes; call `detach` to give up.
  * @throws TransportError when the network does not answer (see {@link discoverNetwork});
  *   GateConflictError when two processes host one of its gates, or its hosts run different
  *   models; ShapeMismatchError when the sentinel's data does not fit gate 0's input.
  */
 export async function attachRemote(nats: NatsNode, sentinel: Sentinel, options: AttachRemoteOptions = {}): Promise<RemoteAttachment> {
   const { system } = nats;
-  const directory = await discoverNetwork(nats, nats.namespace, { settleMs: 100, ...options.discovery, requireWired: true });
-  const conflict = directoryConflict(directory, nats.servers.join(', '));
-  if (conflict) throw conflict;
-  const gates = [...Array(directory.total).keys()].map((i) => {
-    const g = directory.gates.get(i) as DiscoveredGate;
-    return system.ref<GateMessage>(g.id, g.name, g.node);
-  });
+  const servers = nats.servers.join(', ');
+  const discoveryOptions = { settleMs: 100, ...options.discovery, requireWired: true };
+  const find = async (signal?: AbortSignal) => {
+    const found = await discoverNetwork(nats, nats.namespace, { ...discoveryOptions, signal });
+    const conflict = directoryConflict(found, servers);
+    if (conflict) throw conflict;
+    const refs = [...Array(found.total).keys()].map((i) => {
+      const g = found.gates.get(i) as DiscoveredGate;
+      return system.ref<GateMessage>(g.id, g.name, g.node);
+    });
+    return { found, refs };
+  };
+  let { found: directory, refs: gates } = await find();
   const input = directory.gates.get(0)?.inputShape ?? [];
   if (!tf.util.arraysEqual(input, sentinel.options.data.inputShape)) {
     throw new ShapeMismatchError(`Sentinel '${sentinel.name}' has samples of shape [${sentinel.options.data.inputShape}], but network '${directory.network}' takes [${input}].`);
   }
   const ref = system.spawn<SentinelMessage>(() => sentinel, { name: `sentinel-${sentinel.name}` });
+  const events = new EventEmitter<RemoteAttachmentEvents>();
+  const stopped = new AbortController();
+  const detachTimeoutMs = options.detachTimeoutMs ?? 5000;
+  /** Tells `targets` to free the sentinel's cached batches; the number they dropped. */
+  const free = async (targets: ActorRef<GateMessage>[]): Promise<number> => {
+    const replies = await Promise.all(
+      targets.map((gate) => system.ask<GateDetached, GateMessage>(gate, (replyTo) => ({ type: 'gate.detach', sentinelId: ref.id, replyTo }), detachTimeoutMs).catch(() => undefined)),
+    );
+    return replies.reduce((n, reply) => n + (reply?.dropped ?? 0), 0);
+  };
+
+  let recovering: Promise<void> | undefined;
+  const recover = async (down: string, lost: number[]) => {
+    await free(gates.filter((g) => g.node !== down && !nats.isDown(g.node)));
+    events.emit('held', down, lost);
+    while (!stopped.signal.aborted) {
+      try {
+        const next = await find(stopped.signal);
+        // Batches that were on their way when the node went down may have left state behind.
+        await free(next.refs);
+        if (stopped.signal.aborted) return;
+        ({ found: directory, refs: gates } = next);
+        ref.tell({ type: 'sentinel.connect', first: gates[0] as ActorRef<GateMessage>, last: gates[gates.length - 1] as ActorRef<GateMessage> });
+        events.emit('resumed', directory);
+        return;
+      } catch (error) {
+        if (!stopped.signal.aborted) events.emit('searchFailed', error as Error);
+      }
+    }
+  };
+  const onNodeDown = (node: string) => {
+    const lost = [...directory.gates.values()].filter((g) => g.node === node).map((g) => g.index);
+    if (lost.length === 0 || stopped.signal.aborted) return;
+    ref.tell({ type: 'sentinel.hold', error: { code: 'Transport', message: `node ${node} hosting gate${lost.length > 1 ? 's' : ''} ${lost.join(', ')} of network '${directory.network}' went down` } });
+    if (recovering) events.emit('held', node, lost);
+    else recovering = recover(node, lost).finally(() => (recovering = undefined));
+  };
+  system.events.on('nodeDown', onNodeDown);
+
   let released: Promise<number> | undefined;
   const detach = (): Promise<number> => {
     released ??= (async () => {
+      stopped.abort();
+      system.events.off('nodeDown', onNodeDown);
       system.stop(ref);
-      let dropped = 0;
-      for (const gate of gates) {
-        const reply = await system
-          .ask<GateDetached, GateMessage>(gate, (replyTo) => ({ type: 'gate.detach', sentinelId: ref.id, replyTo }), options.detachTimeoutMs ?? 5000)
-          .catch(() => undefined);
-        dropped += reply?.dropped ?? 0;
-      }
-      return dropped;
+      await recovering;
+      return free(gates.filter((g) => !nats.isDown(g.node)));
     })();
     return released;
   };
   sentinel.done.then(detach, detach);
   ref.tell({ type: 'sentinel.start', first: gates[0] as ActorRef<GateMessage>, last: gates[gates.length - 1] as ActorRef<GateMessage> });
-  return { ref, directory, gates, done: sentinel.done, detach };
+  return {
+    ref,
+    get directory() {
+      return directory;
+    },
+    get gates() {
+      return gates;
+    },
+    done: sentinel.done,
+    events,
+    detach,
+  };
 }

@@ -1,6 +1,7 @@
 /**
  * Sentinel behaviour: epoch figures weighted by samples, stop conditions (epochs, target, time
- * limit), manual passes for validation, and prediction output in dataset order.
+ * limit), manual passes for validation, prediction output in dataset order, lost batches, and
+ * holding while a node of the network is down.
  */
 import * as tf from '@tensorflow/tfjs';
 import { blobs, setupBackend } from '../../test/helpers.js';
@@ -133,5 +134,53 @@ test('batches that never come back are aborted after batchTimeoutMs, counted as 
   expect(summary.epochs[0]?.samples).toBe(64 - 3 * 8);
   await system.ask(gate, (replyTo) => ({ type: 'gate.detach' as const, sentinelId: 'flush', replyTo })); // FIFO: aborts are handled
   expect(aborted.sort()).toEqual([1, 3, 5]); // the gates are told to free the lost batches
+  system.shutdown();
+});
+
+test('a held sentinel gives up its batches in flight (lost), sends nothing, and goes on with the gates of sentinel.connect', async () => {
+  const system = new ActorSystem();
+  const toDead: number[] = [];
+  // The gate whose node goes down: it takes batches and never answers.
+  const dead = system.spawn<GateMessage>(() => ({
+    receive: (m) => {
+      if (m.type === 'gate.forward') {
+        toDead.push(m.batch);
+        m.x.dispose();
+      } else if (m.type === 'gate.detach') {
+        m.replyTo?.tell({ type: 'gate.detached', dropped: 0 });
+      }
+    },
+  }));
+  // Its replacement echoes: logits = inputs, and every backward completes.
+  const replacement = system.spawn<GateMessage>(() => ({
+    receive: (m) => {
+      if (m.type === 'gate.forward') m.sentinel.tell({ type: 'sentinel.logits', batch: m.batch, logits: m.x });
+      else if (m.type === 'gate.backward') {
+        m.dy.dispose();
+        m.sentinel.tell({ type: 'sentinel.backwardDone', batch: m.batch, staleness: 0 });
+      }
+    },
+  }));
+  const sentinel = new Sentinel({ name: 'held', mode: 'train', data: blobs(64, 4, 4), batchSize: 8, concurrency: 2 });
+  const errors: [string, number][] = [];
+  const twoLost = new Promise<void>((resolve) => sentinel.events.on('batchError', (error, batch) => errors.push([error.message, batch]) === 2 && resolve()));
+  const ref = system.spawn(() => sentinel);
+  ref.tell({ type: 'sentinel.start', first: dead as ActorRef<GateMessage>, last: dead as ActorRef<GateMessage> });
+  const flush = () => system.ask(dead, (replyTo) => ({ type: 'gate.detach' as const, sentinelId: 'flush', replyTo })); // FIFO: what was sent has arrived
+  await flush();
+  expect(toDead).toEqual([0, 1]);
+
+  ref.tell({ type: 'sentinel.hold', error: { code: 'Transport', message: 'node n1 went down' } });
+  await twoLost;
+  await flush();
+  expect(errors).toEqual([['node n1 went down', 0], ['node n1 went down', 1]]);
+  expect(toDead).toEqual([0, 1]); // nothing more was sent while held
+
+  ref.tell({ type: 'sentinel.connect', first: replacement as ActorRef<GateMessage>, last: replacement as ActorRef<GateMessage> });
+  const summary = await sentinel.done;
+  expect(summary.epochs).toHaveLength(1);
+  expect(summary.epochs[0]?.lostBatches).toBe(2);
+  expect(summary.epochs[0]?.failedBatches).toBe(0);
+  expect(summary.epochs[0]?.samples).toBe(64 - 2 * 8);
   system.shutdown();
 });

@@ -86,7 +86,14 @@ export type SentinelControl =
   | { type: 'sentinel.finish' }
   | { type: 'sentinel.batchTimeout'; batch: number }
   /** Fails every batch in flight (e.g. a node hosting gates went down). */
-  | { type: 'sentinel.failInFlight'; error: ErrorInfo };
+  | { type: 'sentinel.failInFlight'; error: ErrorInfo }
+  /**
+   * A node hosting gates went down: give up the batches in flight (counted lost, each reported
+   * as a `batchError` with `error`) and send no more until `sentinel.connect`.
+   */
+  | { type: 'sentinel.hold'; error: ErrorInfo }
+  /** The network is whole again (after `sentinel.hold`): send the next batches to these gates. */
+  | { type: 'sentinel.connect'; first: ActorRef<GateMessage>; last: ActorRef<GateMessage> };
 
 /** Everything a sentinel's mailbox accepts. */
 export type SentinelMessage = SentinelReply | SentinelControl;
@@ -126,6 +133,8 @@ export class Sentinel implements Actor<SentinelMessage> {
   private startedAt = 0;
   private finished = false;
   private draining = false;
+  /** Sends nothing between `sentinel.hold` and `sentinel.connect`. */
+  private held = false;
   /** Finish once the running pass and the passes already requested are done. */
   private finishing = false;
   private failure?: Error;
@@ -199,6 +208,16 @@ export class Sentinel implements Actor<SentinelMessage> {
       case 'sentinel.failInFlight':
         for (const id of [...this.inFlight.keys()]) this.onFailed(id, message.error);
         return;
+      case 'sentinel.hold':
+        this.held = true;
+        for (const id of [...this.inFlight.keys()]) this.lose(id, message.error);
+        return;
+      case 'sentinel.connect':
+        this.first = message.first;
+        this.last = message.last;
+        this.held = false;
+        if (this.meter) this.fill();
+        return;
     }
   }
 
@@ -216,7 +235,7 @@ export class Sentinel implements Actor<SentinelMessage> {
   private fill(): void {
     const { concurrency, timeLimitMs } = this.options;
     if (timeLimitMs !== undefined && this.options.now() - this.startedAt >= timeLimitMs) this.draining = true;
-    while (!this.draining && this.iterator && this.inFlight.size < concurrency) {
+    while (!this.draining && !this.held && this.iterator && this.inFlight.size < concurrency) {
       const next = this.iterator.next();
       if (next.done) {
         this.iterator = undefined;
@@ -235,7 +254,7 @@ export class Sentinel implements Actor<SentinelMessage> {
       const message = this.options.mode === 'train' ? 'gate.forward' : 'gate.predict';
       this.first?.tell({ type: message, sentinel: this.self as ActorRef<SentinelReply>, batch: id, x });
     }
-    if (this.inFlight.size === 0) this.endEpoch();
+    if (this.inFlight.size === 0 && (!this.held || this.draining || !this.iterator)) this.endEpoch();
   }
 
   private onLogits(id: number, logits: tf.Tensor): void {
@@ -294,6 +313,11 @@ export class Sentinel implements Actor<SentinelMessage> {
     if (!this.inFlight.has(id)) return;
     const error = { code: 'BatchTimeout', message: `batch ${id} did not come back within ${this.options.batchTimeoutMs} ms` };
     this.last?.tell({ type: 'gate.abort', sentinel: this.self as ActorRef<SentinelReply>, batch: id, error });
+    this.lose(id, error);
+  }
+
+  /** Counts a batch in flight as lost (not a failure: `onBatchError` does not apply) and ends it. */
+  private lose(id: number, error: ErrorInfo): void {
     this.meter?.addLost();
     this.events.emit('batchError', error, id);
     this.complete(id);

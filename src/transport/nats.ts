@@ -182,6 +182,11 @@ export class NatsNode implements Link {
     return this.peers.nodes;
   }
 
+  /** Whether `node` is down: it said goodbye or missed its heartbeats, and has not been heard from since. */
+  isDown(node: string): boolean {
+    return this.peers.isDown(node);
+  }
+
   /** The largest NATS message the connected server accepts, in bytes. */
   get maxPayload(): number {
     return this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;

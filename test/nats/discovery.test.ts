@@ -184,3 +184,43 @@ test('two hosts of one gate that start together both log the conflict, and a sen
   expect((refused as Error).message).toMatch(/Gate 1 of network 'race' .* is hosted by 2 processes/);
   expect(left.inFlight() + right.inFlight()).toBe(0);
 });
+
+test('a sentinel holds while a slice of its network is down and goes on with the slice that replaces it; nothing is left on the gates', async () => {
+  const before = tf.memory().numTensors;
+  const left = await host('resume', 0, 1);
+  const old = await host('resume', 2, 2);
+  await Promise.all([left.wired, old.wired]);
+  const epochs = 3;
+  const sentinel = new Sentinel({ name: 'train', mode: 'train', data: randomData(5), batchSize: 32, concurrency: 2, epochs, batchTimeoutMs: 60_000 });
+  const attachment = await attachRemote(await node('resume'), sentinel);
+  const oldNode = old.gates[0]?.ref.node as string;
+
+  // Once the first batches have come back, the slice with gate 2 stops.
+  await new Promise<void>((resolve) => sentinel.events.on('batch', (info) => info.epoch === 1 && info.batch === 3 && resolve()));
+  const held = new Promise<[string, number[]]>((resolve) => attachment.events.once('held', (...args) => resolve(args)));
+  const resumed = new Promise<void>((resolve) => attachment.events.once('resumed', () => resolve()));
+  const lostErrors: string[] = [];
+  sentinel.events.on('batchError', (error) => lostErrors.push(error.message));
+  await old.close();
+  await nodes[1]?.close();
+  expect(await held).toEqual([oldNode, [2]]);
+  expect(left.inFlight()).toBe(0); // the gates still up freed the sentinel's batches
+
+  const replacement = await host('resume', 2, 2);
+  await resumed;
+  expect(attachment.gates[2]?.node).toBe(replacement.gates[0]?.ref.node);
+  const summary = await sentinel.done;
+  expect(summary.epochs).toHaveLength(epochs);
+  // Every batch either trained or was lost in the outage (at most the 2 in flight); none failed.
+  const lost = summary.epochs.reduce((n, e) => n + e.lostBatches, 0);
+  expect(lost).toBeLessThanOrEqual(2);
+  expect(lostErrors).toHaveLength(lost);
+  lostErrors.forEach((message) => expect(message).toContain(`node ${oldNode} hosting gate 2 of network 'resume' went down`));
+  expect(summary.epochs.reduce((n, e) => n + e.failedBatches, 0)).toBe(0);
+  expect(summary.epochs.reduce((n, e) => n + e.samples, 0)).toBe(epochs * 512 - lost * 32);
+  expect(summary.epochs[epochs - 1]?.samples).toBe(512);
+  await attachment.detach();
+  expect(left.inFlight() + replacement.inFlight()).toBe(0);
+  await Promise.all(hosts.splice(0).map((h) => h.close()));
+  expect(tf.memory().numTensors).toBe(before);
+});
