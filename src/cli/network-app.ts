@@ -7,6 +7,7 @@
  *   npm run network -- --name mnist --model mlp --gates 0-2 --nats nats://127.0.0.1:4222
  *     [--token T | --user U --pass P] [--tls-ca F --tls-cert F --tls-key F] [--backend wasm]
  *     [--lr 0.02] [--momentum 0.9] [--decay-steps N [--warmup N]] [--seed 1] [--threads 1|N|auto]
+ *     [--checkpoint DIR [--save-every 60]]
  *
  * Environment: `AKKORDEON_NATS` (URL), `AKKORDEON_NATS_TOKEN`, `AKKORDEON_NATS_USER`,
  * `AKKORDEON_NATS_PASS` stand in for the flags (keeps secrets off the process list).
@@ -18,7 +19,8 @@ import { initBackend } from '../backend.js';
 import { describeError } from '../errors.js';
 import { MNIST_MODELS, type MnistModelName } from '../models/index.js';
 import { Host, HOST_ID } from '../network/host.js';
-import { DEFAULT_REMOTE_OPTIMIZER, hostGates } from '../network/remote.js';
+import { saveCheckpoint } from '../network/checkpoint.js';
+import { DEFAULT_REMOTE_OPTIMIZER, type HostedGates, hostGates } from '../network/remote.js';
 import type { OptimizerSpec } from '../optim/index.js';
 import { answerInvalid, protocolValidator } from '../schema.js';
 import { connectNats, type NatsNode, type NatsOptions } from '../transport/nats.js';
@@ -99,6 +101,35 @@ export function onStopSignal(signal?: AbortSignal): { stopped: Promise<string>; 
   return { stopped, dispose };
 }
 
+/**
+ * Saves `hosted` to `dir` every `everyMs` (never two saves at once) and once more on `stop`.
+ * A failed save is logged and the previous checkpoint stays intact (saves are atomic).
+ */
+function periodicSave(hosted: HostedGates, dir: string, everyMs: number, log: (line: string) => void): { stop(): Promise<void> } {
+  let saving: Promise<void> | undefined;
+  const save = (why: string) => {
+    saving ??= (async () => {
+      const started = performance.now();
+      try {
+        await saveCheckpoint(hosted, dir);
+        log(`checkpoint saved to ${dir} (${why}, ${Math.round(performance.now() - started)} ms)`);
+      } catch (error) {
+        log(`checkpoint NOT saved to ${dir} (${why}): ${describeError(error)}; the previous one is intact`);
+      }
+    })().finally(() => (saving = undefined));
+    return saving;
+  };
+  const timer = setInterval(() => void save('periodic'), everyMs);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await saving;
+      await save('on stop');
+    },
+  };
+}
+
 interface NetworkArgs extends NatsFlags {
   name: string;
   model: MnistModelName;
@@ -110,6 +141,8 @@ interface NetworkArgs extends NatsFlags {
   warmup?: number;
   seed: number;
   threads: number;
+  checkpoint?: string;
+  saveEvery: number;
 }
 
 /** Parses `--threads N` or `--threads auto` (one per core). */
@@ -143,7 +176,9 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
       .option('--decay-steps <n>', 'decay the learning rate to 0 along a cosine over this many updates per gate', positiveInt('--decay-steps'))
       .option('--warmup <n>', 'warm the learning rate up over this many updates (with --decay-steps)', positiveInt('--warmup'))
       .option('--seed <n>', 'seed of the initial weights and dropout', positiveInt('--seed'), 1)
-      .option('--threads <n|auto>', 'threads for the hosted gates: whole gates or shards of Dense gates in worker threads, as placement auto balances them (auto: one per core)', threadCount, 1),
+      .option('--threads <n|auto>', 'threads for the hosted gates: whole gates or shards of Dense gates in worker threads, as placement auto balances them (auto: one per core)', threadCount, 1)
+      .option('--checkpoint <dir>', "the hosted gates' checkpoint: loaded at start when it exists, saved (atomically) every --save-every seconds and on stop")
+      .option('--save-every <seconds>', 'seconds between checkpoints (with --checkpoint)', positiveInt('--save-every'), 60),
   )
     .showHelpAfterError()
     .parse(argv);
@@ -162,7 +197,7 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
   system.spawn(() => new Host(backend), { id: HOST_ID, name: 'host' });
   let hosted;
   try {
-    hosted = await hostGates(nats, { model: args.model, from, to, optimizer, seed: args.seed, threads: args.threads, log });
+    hosted = await hostGates(nats, { model: args.model, from, to, optimizer, seed: args.seed, threads: args.threads, checkpoint: args.checkpoint, log });
   } catch (error) {
     await nats.close();
     throw error;
@@ -176,8 +211,10 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
     const where = gate ? '' : `, in worker thread ${ref.node}`;
     log(`  gate ${index} ${ref.name}: [${inputShape}] -> [${outputShape}] (${ref.id}${where}${split})`);
   }
+  const saver = args.checkpoint === undefined ? undefined : periodicSave(hosted, args.checkpoint, args.saveEvery * 1000, (line) => log(`network ${args.name}: ${line}`));
   const stop = await onStopSignal(options.signal).stopped;
   log(`network ${args.name}: stopping (${stop})`);
+  await saver?.stop();
   await hosted.close();
   await nats.close();
   system.shutdown();

@@ -11,7 +11,17 @@ import * as tf from '@tensorflow/tfjs';
 import { CheckpointMismatchError, DataFormatError, InvalidArgumentError } from '../errors.js';
 import type { NamedTensor } from '../optim/index.js';
 import type { GateState } from '../protocol.js';
-import type { Network } from './network.js';
+
+/**
+ * Whatever holds gates whose state can be saved and restored: a `Network`, or the slice a
+ * network process hosts (`HostedGates`).
+ */
+export interface Checkpointable {
+  /** Copies of every gate's weights, optimizer state and layer configs, in gate order; the caller owns them. */
+  getState(): Promise<GateState[]>;
+  /** Replaces every gate's weights (and optimizer state, if given); consumes the tensors. */
+  setState(states: { weights: NamedTensor[]; optimizer?: NamedTensor[] }[]): Promise<void>;
+}
 
 /** Value of `manifest.format` in every checkpoint. */
 export const CHECKPOINT_FORMAT = 'akkordeon-checkpoint';
@@ -135,7 +145,7 @@ async function pack(tensors: NamedTensor[], chunks: Uint8Array[], at: { offset: 
  * @throws InvalidArgumentError when `dir` exists but is not a checkpoint; the file system's
  *   error when writing fails.
  */
-export async function saveCheckpoint(network: Network, dir: string): Promise<void> {
+export async function saveCheckpoint(network: Checkpointable, dir: string): Promise<void> {
   const states = await network.getState();
   try {
     const chunks: Uint8Array[] = [];
@@ -248,7 +258,7 @@ function toTensor(e: TensorEntry, data: Buffer): tf.Tensor {
  *   weight names, shapes or optimizer differ (all mismatches in one message); DataFormatError
  *   for a corrupt manifest, an unknown format or version, or a truncated `weights.bin`.
  */
-export async function loadCheckpoint(network: Network, dir: string, options: { optimizer?: boolean } = {}): Promise<void> {
+export async function loadCheckpoint(network: Checkpointable, dir: string, options: { optimizer?: boolean } = {}): Promise<void> {
   const withOptimizer = options.optimizer ?? true;
   const { manifest, data } = await readCheckpoint(dir);
   const states: GateState[] = await network.getState();

@@ -9,6 +9,7 @@ export {
   loadCheckpoint,
   saveCheckpoint,
   writeDirectoryAtomically,
+  type Checkpointable,
   type CheckpointManifest,
   type GateEntry,
   type TensorEntry,

@@ -5,16 +5,19 @@
  * cached tensors of every sentinel whose node goes down (missed heartbeats). Sentinels attach
  * with `attachRemote` (see discovery.ts).
  */
+import { promises as fs } from 'node:fs';
 import type { Subscription } from '@nats-io/transport-node';
 import type * as tf from '@tensorflow/tfjs';
 import { EventEmitter } from 'eventemitter3';
 import type { ActorRef } from '../actor/index.js';
-import { describeError, InvalidArgumentError } from '../errors.js';
+import { describeError, fromErrorInfo, InvalidArgumentError } from '../errors.js';
 import { Gate } from '../gate/index.js';
 import { mnistModel, type MnistModelName } from '../models/index.js';
 import { createOptimizer, type OptimizerSpec } from '../optim/index.js';
 import { balancedPlacement, deployGates, gateCosts, type PlacementSpec, shardableUnits } from './placement.js';
-import type { GateDetached, GateMessage, ShardInfo } from '../protocol.js';
+import type { NamedTensor } from '../optim/index.js';
+import type { GateDetached, GateMessage, GateState, GateStateSet, ShardInfo } from '../protocol.js';
+import { type Checkpointable, loadCheckpoint } from './checkpoint.js';
 import type { NatsNode } from '../transport/nats.js';
 import { announceSubject, type DiscoveredGate, discoverNetwork, listSlices, parseSlice, type RegistrySlice, serveRegistry, sliceConflict } from './discovery.js';
 
@@ -49,6 +52,15 @@ export interface HostGatesOptions {
    * every message like a process does. Default 1 (main only).
    */
   threads?: number;
+  /**
+   * A checkpoint directory of this slice (`saveCheckpoint` of an earlier `HostedGates` with the
+   * same model and gates): when it exists, the gates' weights and optimizer state are loaded
+   * from it before the slice is listed on the registry. A directory that does not exist or is
+   * empty is skipped (the gates start from their initial weights).
+   */
+  checkpoint?: string;
+  /** Timeout of each gate's reply to a state request (`getState`, `setState`), ms. Default 30000. */
+  stateTimeoutMs?: number;
   /** Where log lines go; default `console.log`. */
   log?: (line: string) => void;
 }
@@ -74,8 +86,8 @@ export interface HostedGatesEvents {
   nodeLost: (node: string, dropped: number) => void;
 }
 
-/** What {@link hostGates} returns. */
-export interface HostedGates {
+/** What {@link hostGates} returns; a {@link Checkpointable}, so `saveCheckpoint(hosted, dir)` saves the slice. */
+export interface HostedGates extends Checkpointable {
   readonly network: string;
   readonly total: number;
   readonly gates: HostedGate[];
@@ -86,9 +98,20 @@ export interface HostedGates {
   inFlight(): number;
   /** Frees every batch of sentinels on `node`; returns how many were dropped. */
   detachNode(node: string): Promise<number>;
+  /** Copies of the hosted gates' weights and optimizer state, in gate order; the caller owns them. */
+  getState(): Promise<GateState[]>;
+  /**
+   * Replaces the hosted gates' weights (and optimizer state, if given); consumes the tensors.
+   * @throws InvalidArgumentError for the wrong number of gates; a gate's named error (e.g.
+   *   CheckpointMismatchError for a wrong shape), in which case that gate is unchanged.
+   */
+  setState(states: { weights: NamedTensor[]; optimizer?: NamedTensor[] }[]): Promise<void>;
   /** Stops answering the registry and stops the gates (the NATS connection stays open). */
   close(): Promise<void>;
 }
+
+/** Whether `dir` is a directory with anything in it. */
+const hasEntries = (dir: string) => fs.readdir(dir).then((entries) => entries.length > 0, () => false);
 
 /** Per-sample shapes along a model's gates: `shapes[i]` is gate i's input; the last is the output. */
 function chainShapes(specs: { layers: tf.layers.Layer[] }[], inputShape: number[]): number[][] {
@@ -107,7 +130,9 @@ function chainShapes(specs: { layers: tf.layers.Layer[] }[], inputShape: number[
  * later and claims one of these gates (two started at once both pass `probeMs`) is logged as a
  * conflict, and sentinels refuse the network until one of the two stops.
  * @throws InvalidArgumentError for a gate range outside the model; GateConflictError when a
- *   live process already hosts one of these gates, or the network name as another model.
+ *   live process already hosts one of these gates, or the network name as another model;
+ *   CheckpointMismatchError or DataFormatError when `checkpoint` does not fit these gates or
+ *   is corrupt (nothing is hosted then).
  */
 export async function hostGates(nats: NatsNode, options: HostGatesOptions): Promise<HostedGates> {
   const { system, namespace: network } = nats;
@@ -151,6 +176,31 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
     outputShape: shapes[from + i + 1] as number[],
     shards: deployment.shards.get(i) ?? [],
   }));
+  const stateTimeoutMs = options.stateTimeoutMs ?? 30_000;
+  const getState = (): Promise<GateState[]> => Promise.all(gates.map(({ ref }) => system.ask<GateState, GateMessage>(ref, (replyTo) => ({ type: 'gate.getState', replyTo }), stateTimeoutMs)));
+  const setState = async (states: { weights: NamedTensor[]; optimizer?: NamedTensor[] }[]): Promise<void> => {
+    if (states.length !== gates.length) {
+      states.forEach((st) => [...st.weights, ...(st.optimizer ?? [])].forEach((t) => t.tensor.dispose()));
+      throw new InvalidArgumentError(`Got state for ${states.length} gates but this process hosts ${gates.length} (gates ${from}-${to}).`);
+    }
+    const replies = await Promise.all(
+      gates.map(({ ref }, i) =>
+        system.ask<GateStateSet, GateMessage>(ref, (replyTo) => ({ type: 'gate.setState', weights: states[i]?.weights ?? [], optimizer: states[i]?.optimizer, replyTo }), stateTimeoutMs),
+      ),
+    );
+    const failed = replies.find((r) => r.error);
+    if (failed?.error) throw fromErrorInfo(failed.error);
+  };
+  if (options.checkpoint !== undefined && (await hasEntries(options.checkpoint))) {
+    try {
+      await loadCheckpoint({ getState, setState }, options.checkpoint);
+    } catch (error) {
+      gates.forEach(({ ref, shards }) => [ref, ...shards.map((shard) => shard.ref)].forEach((r) => system.stop(r)));
+      await Promise.all(deployment.nodes.map((node) => node.close()));
+      throw error;
+    }
+    log(`network ${network}: gates ${from}-${to} loaded from checkpoint ${options.checkpoint}`);
+  }
   // Gates in worker threads are reached from other processes through this connection.
   const workerNodes = [...new Set(gates.map((g) => g.ref.node).filter((node) => node !== system.node))];
   const unserve = workerNodes.map((node) => nats.serve(node, `${network} gates ${deployment.gateNodes.get(node)?.join(', ') ?? ''}`.trim()));
@@ -290,6 +340,8 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
     wired: wiredOnce,
     inFlight: () => gates.reduce((n, g) => n + (g.gate?.inFlight ?? 0), 0),
     detachNode,
+    getState,
+    setState,
     close: async () => {
       if (closed) return;
       closed = true;

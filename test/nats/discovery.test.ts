@@ -4,10 +4,14 @@
  * slice that restarts and is wired in again, and two hosts of one gate (or of two models under
  * one name), which are refused.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem } from '../../src/actor/index.js';
 import { ArrayProvider } from '../../src/data/index.js';
-import { GateConflictError, TransportError } from '../../src/errors.js';
+import { CheckpointMismatchError, GateConflictError, TransportError } from '../../src/errors.js';
+import { saveCheckpoint } from '../../src/network/checkpoint.js';
 import { attachRemote, discoverNetwork } from '../../src/network/discovery.js';
 import { hostGates, type HostedGates } from '../../src/network/remote.js';
 import type { GateMessage, SentinelReply } from '../../src/protocol.js';
@@ -223,4 +227,46 @@ test('a sentinel holds while a slice of its network is down and goes on with the
   expect(left.inFlight() + replacement.inFlight()).toBe(0);
   await Promise.all(hosts.splice(0).map((h) => h.close()));
   expect(tf.memory().numTensors).toBe(before);
+});
+
+test('a slice saved with saveCheckpoint restarts from it: the same weights and optimizer state; a checkpoint of other gates is refused and nothing is hosted', async () => {
+  const before = tf.memory().numTensors;
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'akk-slice-'));
+  try {
+    const left = await host('ckpt', 0, 1);
+    const right = await host('ckpt', 2, 2);
+    await Promise.all([left.wired, right.wired]);
+    const sentinel = new Sentinel({ name: 'train', mode: 'train', data: randomData(6), batchSize: 64, batchTimeoutMs: 10_000 });
+    const attachment = await attachRemote(await node('ckpt'), sentinel);
+    await sentinel.done;
+    await attachment.detach();
+
+    const values = async (hosted: HostedGates) => {
+      const states = await hosted.getState();
+      const out = states.map((s) => [...s.weights, ...s.optimizer].map((t) => [t.name, Array.from(t.tensor.dataSync())] as const));
+      states.forEach((s) => [...s.weights, ...s.optimizer].forEach((t) => t.tensor.dispose()));
+      return out;
+    };
+    await saveCheckpoint(right, path.join(dir, 'right'));
+    await saveCheckpoint(left, path.join(dir, 'left'));
+    const trained = await values(right);
+    expect(trained[0]?.some(([name]) => name.startsWith('slot/'))).toBe(true); // DC-ASGD's momentum is in it
+    await right.close();
+    await nodes[1]?.close();
+
+    // gates 0-1's checkpoint does not fit gate 2: refused before the slice is listed.
+    const wrong = await hostGates(await node('ckpt'), { model: 'mlp', from: 2, to: 2, retryMs: 100, checkpoint: path.join(dir, 'left'), log: quiet }).catch((e: unknown) => e);
+    expect(wrong).toBeInstanceOf(CheckpointMismatchError);
+
+    const restarted = await hostGates(await node('ckpt'), { model: 'mlp', from: 2, to: 2, retryMs: 100, checkpoint: path.join(dir, 'right'), log: quiet });
+    hosts.push(restarted);
+    expect(await values(restarted)).toEqual(trained);
+    const fresh = await hostGates(await node('ckpt-fresh'), { model: 'mlp', from: 2, to: 2, retryMs: 100, checkpoint: path.join(dir, 'none-yet'), log: quiet });
+    hosts.push(fresh);
+    expect(await values(fresh)).not.toEqual(trained); // no checkpoint there yet: initial weights
+    await Promise.all(hosts.splice(0).map((h) => h.close()));
+    expect(tf.memory().numTensors).toBe(before);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
