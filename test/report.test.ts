@@ -1,6 +1,6 @@
 /**
  * The reporter prints plain epoch lines when its output is not a terminal, even when progress
- * bars are allowed (as `--progress`, the default, allows them).
+ * bars are allowed (as `--progress`, the default, allows them); lost and failed batches are told apart.
  */
 import { Reporter } from '../src/cli/report.js';
 import { Sentinel } from '../src/sentinel/index.js';
@@ -33,4 +33,15 @@ test('redirected output gets epoch lines and no progress bars', async () => {
   expect(lines.filter((l) => l.startsWith('train'))).toHaveLength(2);
   expect(writes.join('')).not.toContain('{name}');
   expect(writes.join('')).not.toContain('█');
+});
+
+test('a lost batch is printed as lost and a failed one as failed', () => {
+  const lines: string[] = [];
+  const reporter = new Reporter({ progress: false, log: (line) => lines.push(line) });
+  const sentinel = new Sentinel({ name: 'train', mode: 'train', data: blobs(16, 6, 3) });
+  reporter.watch(sentinel);
+  sentinel.events.emit('batchError', { code: 'Transport', message: 'node n1 went down' }, 3, true);
+  sentinel.events.emit('batchError', { code: 'ShapeMismatch', message: 'bad input' }, 4, false);
+  reporter.stop();
+  expect(lines).toEqual(['train: batch 3 lost: Transport: node n1 went down', 'train: batch 4 failed: ShapeMismatch: bad input']);
 });

@@ -53,7 +53,7 @@ export class Reporter {
       }
       this.line(formatEpoch(stats));
     });
-    sentinel.events.on('batchError', (error, batch) => this.line(`${sentinel.name}: batch ${batch} failed: ${error.code}: ${error.message}`));
+    sentinel.events.on('batchError', (error, batch, lost) => this.line(`${sentinel.name}: batch ${batch} ${lost ? 'lost' : 'failed'}: ${error.code}: ${error.message}`));
     sentinel.events.on('done', () => {
       if (bar) this.bars?.remove(bar);
     });

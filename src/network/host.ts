@@ -107,7 +107,7 @@ export class Host implements Actor<HostMessage> {
     const report = (event: SentinelReport['event'], payload: unknown) => reporter.tell({ type: 'sentinel.report', event, payload });
     sentinel.events.on('batch', (info) => report('batch', info));
     sentinel.events.on('epoch', (stats) => report('epoch', stats));
-    sentinel.events.on('batchError', (error, batch) => report('batchError', { error, batch }));
+    sentinel.events.on('batchError', (error, batch, lost) => report('batchError', { error, batch, lost }));
     const ref = system.spawn<SentinelMessage>(() => sentinel, { name: `sentinel-${message.spec.name}`, parent: context.self });
     this.sentinels.add(ref.id);
     const stop = () => {

@@ -269,7 +269,7 @@ export class Network {
         const p = report.payload as never;
         if (report.event === 'batch') events.emit('batch', p);
         else if (report.event === 'epoch') events.emit('epoch', p);
-        else if (report.event === 'batchError') events.emit('batchError', (p as { error: never }).error, (p as { batch: number }).batch);
+        else if (report.event === 'batchError') events.emit('batchError', (p as { error: never }).error, (p as { batch: number }).batch, (p as { lost?: boolean }).lost === true);
         else if (report.event === 'done') void end(undefined, p as SentinelSummary);
         else if (report.event === 'failed') void end(fromErrorInfo(p));
       },

@@ -162,8 +162,8 @@ test('a held sentinel gives up its batches in flight (lost), sends nothing, and 
     },
   }));
   const sentinel = new Sentinel({ name: 'held', mode: 'train', data: blobs(64, 4, 4), batchSize: 8, concurrency: 2 });
-  const errors: [string, number][] = [];
-  const twoLost = new Promise<void>((resolve) => sentinel.events.on('batchError', (error, batch) => errors.push([error.message, batch]) === 2 && resolve()));
+  const errors: [string, number, boolean][] = [];
+  const twoLost = new Promise<void>((resolve) => sentinel.events.on('batchError', (error, batch, lost) => errors.push([error.message, batch, lost]) === 2 && resolve()));
   const ref = system.spawn(() => sentinel);
   ref.tell({ type: 'sentinel.start', first: dead as ActorRef<GateMessage>, last: dead as ActorRef<GateMessage> });
   const flush = () => system.ask(dead, (replyTo) => ({ type: 'gate.detach' as const, sentinelId: 'flush', replyTo })); // FIFO: what was sent has arrived
@@ -173,7 +173,7 @@ test('a held sentinel gives up its batches in flight (lost), sends nothing, and 
   ref.tell({ type: 'sentinel.hold', error: { code: 'Transport', message: 'node n1 went down' } });
   await twoLost;
   await flush();
-  expect(errors).toEqual([['node n1 went down', 0], ['node n1 went down', 1]]);
+  expect(errors).toEqual([['node n1 went down', 0, true], ['node n1 went down', 1, true]]);
   expect(toDead).toEqual([0, 1]); // nothing more was sent while held
 
   ref.tell({ type: 'sentinel.connect', first: replacement as ActorRef<GateMessage>, last: replacement as ActorRef<GateMessage> });

@@ -75,7 +75,11 @@ export interface SentinelSummary {
 export interface SentinelEvents {
   batch: (info: { epoch: number; batch: number; size: number; loss: number; done: number; total: number }) => void;
   epoch: (stats: EpochStats) => void;
-  batchError: (error: ErrorInfo, batch: number) => void;
+  /**
+   * A batch ended without training: `lost` when it timed out or its node went down (counted
+   * in `lostBatches`, never stops the sentinel), else failed (counted in `failedBatches`).
+   */
+  batchError: (error: ErrorInfo, batch: number, lost: boolean) => void;
   done: (summary: SentinelSummary) => void;
 }
 
@@ -300,7 +304,7 @@ export class Sentinel implements Actor<SentinelMessage> {
   private onFailed(id: number, error: ErrorInfo): void {
     if (!this.inFlight.has(id)) return; // already given up (timeout) or detached
     this.meter?.addFailure();
-    this.events.emit('batchError', error, id);
+    this.events.emit('batchError', error, id, false);
     if (this.options.onBatchError === 'stop' && !this.draining) {
       this.draining = true;
       this.failure = fromErrorInfo(error);
@@ -319,7 +323,7 @@ export class Sentinel implements Actor<SentinelMessage> {
   /** Counts a batch in flight as lost (not a failure: `onBatchError` does not apply) and ends it. */
   private lose(id: number, error: ErrorInfo): void {
     this.meter?.addLost();
-    this.events.emit('batchError', error, id);
+    this.events.emit('batchError', error, id, true);
     this.complete(id);
   }
 
