@@ -3,7 +3,6 @@
  * other architectures without side effects, and named errors for corrupt files.
  */
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CheckpointMismatchError, DataFormatError, InvalidArgumentError } from '../src/errors.js';

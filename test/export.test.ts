@@ -3,7 +3,6 @@
  * (evaluation mode: dropout off, BatchNormalization on its moving statistics).
  */
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { DataFormatError } from '../src/errors.js';

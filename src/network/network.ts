@@ -9,13 +9,14 @@ import { ActorSystem, type ActorRef, type Message } from '../actor/index.js';
 import { ActorStoppedError, AkkordeonError, fromErrorInfo, InvalidArgumentError, toErrorInfo, TransportError } from '../errors.js';
 import { Gate } from '../gate/index.js';
 import { createOptimizer, DCASGD, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
-import { type GateDetached, type GateMessage, type GateState, type GateStateSet, type SentinelReply, type ShardInfo } from '../protocol.js';
+import { type GateDetached, type GateMessage, type GateState, type SentinelReply, type ShardInfo } from '../protocol.js';
 import { EventEmitter } from 'eventemitter3';
 import type { Sentinel, SentinelEvents, SentinelMessage, SentinelSummary } from '../sentinel/index.js';
 import { type SentinelSpec, specTensors } from '../sentinel/spec.js';
 import type { NodeOptions, RemoteNode } from '../transport/channel.js';
 import { spawnProcessNode } from '../transport/process.js';
 import { spawnWorkerNode } from '../transport/worker.js';
+import { getGateStates, setGateStates } from './checkpoint.js';
 import type { HostMessage, HostReply, SentinelReport } from './host.js';
 import { type Deployment, deployGates, isPortable, type Placement, type PlacementSpec, planGates, resolvePlacement } from './placement.js';
 
@@ -384,25 +385,15 @@ export class Network {
 
   /** Copies of every gate's weights, optimizer state and layer configs; the caller owns them. */
   getState(): Promise<GateState[]> {
-    return Promise.all(this.gates.map((gate) => this.askGate<GateState>(gate, (replyTo) => ({ type: 'gate.getState', replyTo }))));
+    return getGateStates(this.gates, (gate, build) => this.askGate(gate, build));
   }
 
   /**
    * Replaces every gate's weights (and optimizer state, if given). Tensors are consumed.
    * @throws the first gate's named error (e.g. CheckpointMismatchError); such a gate is unchanged.
    */
-  async setState(states: { weights: NamedTensor[]; optimizer?: NamedTensor[] }[]): Promise<void> {
-    if (states.length !== this.gates.length) {
-      states.forEach((s) => [...s.weights, ...(s.optimizer ?? [])].forEach((t) => t.tensor.dispose()));
-      throw new InvalidArgumentError(`Got state for ${states.length} gates but this network has ${this.gates.length}.`);
-    }
-    const replies = await Promise.all(
-      this.gates.map((gate, i) =>
-        this.askGate<GateStateSet>(gate, (replyTo) => ({ type: 'gate.setState', weights: states[i]?.weights ?? [], optimizer: states[i]?.optimizer, replyTo })),
-      ),
-    );
-    const failed = replies.find((r) => r.error);
-    if (failed?.error) throw fromErrorInfo(failed.error);
+  setState(states: { weights: NamedTensor[]; optimizer?: NamedTensor[] }[]): Promise<void> {
+    return setGateStates(this.gates, states, (gate, build) => this.askGate(gate, build), 'this network');
   }
 
   /** Stops every sentinel and gate, frees their tensors, and ends the threads and processes it started. */

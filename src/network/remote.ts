@@ -10,14 +10,14 @@ import type { Subscription } from '@nats-io/transport-node';
 import type * as tf from '@tensorflow/tfjs';
 import { EventEmitter } from 'eventemitter3';
 import type { ActorRef } from '../actor/index.js';
-import { describeError, fromErrorInfo, InvalidArgumentError } from '../errors.js';
+import { describeError, InvalidArgumentError } from '../errors.js';
 import { Gate } from '../gate/index.js';
 import { mnistModel, type MnistModelName } from '../models/index.js';
 import { createOptimizer, type OptimizerSpec } from '../optim/index.js';
 import { balancedPlacement, deployGates, gateCosts, type PlacementSpec, shardableUnits } from './placement.js';
 import type { NamedTensor } from '../optim/index.js';
-import type { GateDetached, GateMessage, GateState, GateStateSet, ShardInfo } from '../protocol.js';
-import { type Checkpointable, loadCheckpoint } from './checkpoint.js';
+import type { GateDetached, GateMessage, GateState, ShardInfo } from '../protocol.js';
+import { type AskGate, type Checkpointable, getGateStates, loadCheckpoint, setGateStates } from './checkpoint.js';
 import type { NatsNode } from '../transport/nats.js';
 import { announceSubject, type DiscoveredGate, discoverNetwork, listSlices, parseSlice, type RegistrySlice, serveRegistry, sliceConflict } from './discovery.js';
 
@@ -177,20 +177,10 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
     shards: deployment.shards.get(i) ?? [],
   }));
   const stateTimeoutMs = options.stateTimeoutMs ?? 30_000;
-  const getState = (): Promise<GateState[]> => Promise.all(gates.map(({ ref }) => system.ask<GateState, GateMessage>(ref, (replyTo) => ({ type: 'gate.getState', replyTo }), stateTimeoutMs)));
-  const setState = async (states: { weights: NamedTensor[]; optimizer?: NamedTensor[] }[]): Promise<void> => {
-    if (states.length !== gates.length) {
-      states.forEach((st) => [...st.weights, ...(st.optimizer ?? [])].forEach((t) => t.tensor.dispose()));
-      throw new InvalidArgumentError(`Got state for ${states.length} gates but this process hosts ${gates.length} (gates ${from}-${to}).`);
-    }
-    const replies = await Promise.all(
-      gates.map(({ ref }, i) =>
-        system.ask<GateStateSet, GateMessage>(ref, (replyTo) => ({ type: 'gate.setState', weights: states[i]?.weights ?? [], optimizer: states[i]?.optimizer, replyTo }), stateTimeoutMs),
-      ),
-    );
-    const failed = replies.find((r) => r.error);
-    if (failed?.error) throw fromErrorInfo(failed.error);
-  };
+  const ask: AskGate = (gate, build) => system.ask(gate, build, stateTimeoutMs);
+  const refs = gates.map((g) => g.ref);
+  const getState = () => getGateStates(refs, ask);
+  const setState = (states: { weights: NamedTensor[]; optimizer?: NamedTensor[] }[]) => setGateStates(refs, states, ask, `this slice (gates ${from}-${to})`);
   if (options.checkpoint !== undefined && (await hasEntries(options.checkpoint))) {
     try {
       await loadCheckpoint({ getState, setState }, options.checkpoint);

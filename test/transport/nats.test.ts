@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem, type ActorRef, type Message } from '../../src/actor/index.js';
-import { AskTimeoutError, InvalidArgumentError, ProtocolError, TransportError } from '../../src/errors.js';
+import { InvalidArgumentError, ProtocolError, TransportError } from '../../src/errors.js';
 import type { Frame } from '../../src/transport/codec.js';
 import { CHUNK_HEADER_BYTES, Chunker, Reassembler } from '../../src/transport/chunk.js';
 import { connectNats, type NatsNode, type NatsOptions } from '../../src/transport/nats.js';

@@ -6,7 +6,6 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem } from '../../src/actor/index.js';
-import { TransportError } from '../../src/errors.js';
 import type { HostMessage, HostReply } from '../../src/network/index.js';
 import type { GateMessage, SentinelReply } from '../../src/protocol.js';
 import { spawnProcessNode } from '../../src/transport/process.js';

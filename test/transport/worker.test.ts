@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem } from '../../src/actor/index.js';
-import { InvalidArgumentError, TransportError } from '../../src/errors.js';
+import { InvalidArgumentError } from '../../src/errors.js';
 import type { HostMessage, HostReply } from '../../src/network/index.js';
 import { childNodeId } from '../../src/transport/channel.js';
 import { encodeMessage } from '../../src/transport/index.js';
