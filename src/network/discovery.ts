@@ -174,21 +174,27 @@ export interface PlannedSlice {
 }
 
 /**
- * Whether `planned` clashes with the slices `others` of `network` that already run: a gate in
- * `from..to` that another node hosts, or another model under the same network name.
- * @returns the error to throw (naming the nodes and what to do), or undefined when it fits.
+ * Whether `planned` clashes with the slices `others` of `network`: a gate in `from..to` that
+ * another node hosts, or another model under the same network name. With `running`, `planned`
+ * is already hosted (the message then says to stop one of the two) rather than about to be.
+ * @returns the error (naming the nodes and what to do), or undefined when it fits.
  */
-export function sliceConflict(network: string, servers: string, planned: PlannedSlice, others: Iterable<RegistrySlice>): GateConflictError | undefined {
+export function sliceConflict(network: string, servers: string, planned: PlannedSlice, others: Iterable<RegistrySlice>, running = false): GateConflictError | undefined {
   for (const other of others) {
     if (other.node === planned.node) continue;
-    if (other.total !== planned.total || (other.model !== undefined && other.model !== planned.model)) {
+    const theirs = other.gates.map((g) => g.index);
+    const taken = theirs.filter((i) => i >= planned.from && i <= planned.to);
+    const otherModel = other.total !== planned.total || (other.model !== undefined && other.model !== planned.model);
+    if (running && (otherModel || taken.length > 0)) {
+      const what = otherModel ? `network '${network}' as model '${other.model ?? 'unknown'}' with ${other.total} gates, and this process hosts model '${planned.model}' with ${planned.total}` : `gate${taken.length > 1 ? 's' : ''} ${taken.join(', ')} of network '${network}' as this process does`;
+      return new GateConflictError(`Node ${other.node} (on NATS ${servers}) also hosts ${what}; each gate must have exactly one host and each network name one model. Stop one of the two processes.`);
+    }
+    if (otherModel) {
       return new GateConflictError(
         `Network '${network}' on NATS ${servers} is already hosted as model '${other.model ?? 'unknown'}' with ${other.total} gates (node ${other.node}); this process would host model '${planned.model}' with ${planned.total}. Give each model its own network name (--name).`,
       );
     }
-    const taken = other.gates.map((g) => g.index).filter((i) => i >= planned.from && i <= planned.to);
     if (taken.length > 0) {
-      const theirs = other.gates.map((g) => g.index);
       const free = [...Array(planned.total).keys()].filter((i) => i >= planned.from && i <= planned.to && !theirs.includes(i));
       const contiguous = free.length > 0 && (free.at(-1) as number) - (free[0] as number) + 1 === free.length;
       const hint = contiguous ? `start this process with --gates ${free[0]}-${free.at(-1)} (the gates of that range that node does not host), or stop that node first` : 'stop that node first, or host other gates';

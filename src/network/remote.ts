@@ -229,10 +229,10 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
   };
   const warned = new Set<string>();
   const warnConflict = (s: RegistrySlice) => {
-    const conflict = sliceConflict(network, nats.servers.join(', '), { node: system.node, model: options.model, total, from, to }, [s]);
+    const conflict = sliceConflict(network, nats.servers.join(', '), { node: system.node, model: options.model, total, from, to }, [s], true);
     if (!conflict || warned.has(s.node)) return;
     warned.add(s.node);
-    log(`network ${network}: CONFLICT: ${conflict.message} Sentinels refuse this network until one of the two stops.`);
+    log(`network ${network}: CONFLICT: ${conflict.message} Sentinels refuse this network until then.`);
   };
   const learn = (s: RegistrySlice): boolean => {
     warnConflict(s);

@@ -181,6 +181,7 @@ test('two hosts of one gate that start together both log the conflict, and a sen
   const [leftLine, rightLine] = await Promise.all(logged);
   expect(leftLine).toContain(right.gates[0]?.ref.node as string);
   expect(rightLine).toContain(left.gates[0]?.ref.node as string);
+  for (const line of [leftLine, rightLine]) expect(line).toMatch(/also hosts gate 1 of network 'race' as this process does; .* Stop one of the two processes/);
 
   const sentinel = new Sentinel({ name: 'train', mode: 'train', data: randomData(4), batchSize: 128, batchTimeoutMs: 10_000 });
   const refused = await attachRemote(await node('race'), sentinel).catch((e: unknown) => e);
