@@ -56,6 +56,7 @@ export {
   type RegistryGate,
   type RegistrySlice,
   type RemoteAttachment,
+  type RemoteAttachmentEvents,
 } from './discovery.js';
 export {
   DEFAULT_REMOTE_OPTIMIZER,
