@@ -140,28 +140,13 @@ export function parseSlice(data: Uint8Array): RegistrySlice | undefined {
 }
 
 /**
- * Asks the registry of `network` once and collects every slice that answers within `waitMs`
- * (ms; default 300): the processes that host gates of it now, wired or not.
+ * Collects every slice of `network` that answers within `waitMs` (ms; default 300) of the
+ * first answer, or none when nothing answers in that time: the processes that host gates of
+ * it now, wired or not, of any model. {@link discoverNetwork} asking for no gates.
  */
 export async function listSlices(source: NatsNode | NatsConnection, network: string, waitMs = 300): Promise<RegistrySlice[]> {
-  const nc = 'nc' in source ? source.nc : source;
-  const slices = new Map<string, RegistrySlice>();
-  const inbox = createInbox();
-  const subscription = nc.subscribe(inbox, {
-    callback: (error, msg) => {
-      const slice = error ? undefined : parseSlice(msg.data);
-      if (slice) slices.set(slice.node, slice);
-    },
-  });
-  try {
-    nc.publish(registrySubject(network), '', { reply: inbox });
-    await new Promise((resolve) => setTimeout(resolve, waitMs));
-  } catch {
-    // disconnected and closed: nobody answers
-  } finally {
-    subscription.unsubscribe();
-  }
-  return [...slices.values()];
+  const found = await discoverNetwork(source, network, { need: [], requireWired: false, timeoutMs: waitMs, settleMs: waitMs }).catch(() => undefined);
+  return found ? [...found.slices.values(), ...found.mismatched] : [];
 }
 
 /** What a host is about to host, for {@link sliceConflict}. */
