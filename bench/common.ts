@@ -22,6 +22,8 @@ export const CONCURRENCY = 4;
 
 /** Everything a competitor trains and tests on; loaded once, outside any timing. */
 export interface BenchData {
+  /** The MNIST directory the splits were read from (rows in other threads load their own copy from it). */
+  dir: string;
   /** The 60000 MNIST training images (`[60000, 784]` float32 in `[0, 1]`) and labels. */
   train: MnistSplit;
   /** The 10000 MNIST test images and labels. */
@@ -92,7 +94,7 @@ export async function findMnistDir(flag?: string): Promise<string> {
 /** Loads both MNIST splits from `dir` into a {@link BenchData}. */
 export async function loadBenchData(dir: string, batchSize: number, warmupBatches = 5): Promise<BenchData> {
   const [train, test] = await Promise.all([loadMnist(dir, 'train'), loadMnist(dir, 'test')]);
-  return { train, test, batchSize, warmupBatches };
+  return { dir, train, test, batchSize, warmupBatches };
 }
 
 /** The training split as a shuffling provider (seed 0), as akkordeon's sentinels consume it. */

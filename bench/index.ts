@@ -4,7 +4,9 @@
  * (1) tfjs `model.fit`, (2) a hand-written synchronous loop (the single-thread limit),
  * (3) akkordeon in one thread, (4) akkordeon with gates in worker threads and (5) akkordeon
  * with gates in child processes over a loopback nats-server, and prints throughput, ratios,
- * test accuracy and the target checks side by side.
+ * test accuracy and the target checks side by side. A reference row, two copies of (3) training
+ * at once in two worker threads that share nothing, shows what the machine's two cores give at
+ * best (`ceiling.ts`), and the last line reads the worker row against it.
  *
  * Every competitor runs `--rounds` times, the rounds interleaved (fit, hand, …, nats, then again),
  * so that a slow spell of this shared machine hits every row alike; a row shows its median round,
@@ -12,7 +14,7 @@
  * untimed batches on its fresh network, enough for V8 to finish compiling the hot JavaScript
  * (with 5, the compiler threads still take a tenth of a core through the timed epoch).
  *
- *   npm run bench -- [--backend wasm] [--data DIR] [--epochs 1] [--only fit,hand,akkordeon,workers,nats]
+ *   npm run bench -- [--backend wasm] [--data DIR] [--epochs 1] [--only fit,hand,akkordeon,workers,ceiling,nats]
  *                    [--batch-size 128] [--warmup 200] [--rounds 3] [--json]
  */
 import os from 'node:os';
@@ -23,15 +25,16 @@ import { Command, InvalidArgumentError as CommanderArgumentError } from 'command
 import { initBackend } from '../src/backend.js';
 import { describeError } from '../src/errors.js';
 import { akkordeonCompetitor } from './akkordeon.js';
+import { ceilingCompetitor } from './ceiling.js';
 import { type BenchResult, type Competitor, findMnistDir, loadBenchData, now } from './common.js';
 import { fitCompetitor } from './fit.js';
 import { handwrittenCompetitor } from './handwritten.js';
 import { natsCompetitor } from './nats.js';
-import { checks, formatChecks, formatTable, medianRow, type Row, writeJson } from './report.js';
+import { ceilingLine, checks, formatChecks, formatTable, medianRow, type Row, writeJson } from './report.js';
 import { workersCompetitor } from './workers.js';
 import { positiveInt } from '../src/cli/flags.js';
 
-const COMPETITORS: Competitor[] = [fitCompetitor, handwrittenCompetitor, akkordeonCompetitor, workersCompetitor, natsCompetitor];
+const COMPETITORS: Competitor[] = [fitCompetitor, handwrittenCompetitor, akkordeonCompetitor, workersCompetitor, ceilingCompetitor, natsCompetitor];
 const RESULTS_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'results', 'latest.json');
 
 function competitorList(value: string): string[] {
@@ -57,7 +60,7 @@ interface Flags {
 
 const program = new Command()
   .name('bench')
-  .description('Throughput and test accuracy on MNIST of model.fit, a hand-written loop and akkordeon in one thread, in worker threads and over NATS.')
+  .description('Throughput and test accuracy on MNIST of model.fit, a hand-written loop and akkordeon in one thread, in worker threads and over NATS; plus two one-thread trainings at once, the 2-core ceiling.')
   .option('--backend <name>', 'tfjs backend: auto, tensorflow, wasm or cpu (default: $AKKORDEON_BACKEND, else auto)')
   .option('--data <DIR>', 'MNIST directory (default: $MNIST_DIR, data/mnist, then ../shared/data/mnist)')
   .option('--epochs <n>', 'timed epochs per competitor', positiveInt('--epochs'), 1)
@@ -108,7 +111,7 @@ async function main(flags: Flags): Promise<void> {
     return row ? [row] : [];
   });
 
-  console.log(`\n${formatTable(rows)}\n\n${formatChecks(checks(rows))}`);
+  console.log(`\n${formatTable(rows)}\n\n${[formatChecks(checks(rows)), ceilingLine(rows)].filter(Boolean).join('\n')}`);
   if (flags.json) {
     const meta = { date: new Date().toISOString(), backend, tfjs: tf.version.tfjs, node: process.version, cores: os.cpus().length, batchSize: flags.batchSize, epochs: flags.epochs, warmupBatches: flags.warmup, rounds: flags.rounds };
     await writeJson(RESULTS_FILE, meta, rows);

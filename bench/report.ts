@@ -108,6 +108,21 @@ export function formatChecks(list: Check[]): string {
     .join('\n');
 }
 
+/**
+ * How much of the machine's parallel speed-up the worker row gets: the ceiling row's ratio to
+ * the one-thread row (independent copies, nothing shared: the most any placement can reach), the
+ * worker row's, and the share of the first that the second is, e.g.
+ * `2-core ceiling: 2 one-thread trainings at once reach 1.70x one alone; worker threads reach 1.41x, 83% of it`.
+ * Undefined unless the ceiling, workers and akkordeon rows all ran.
+ */
+export function ceilingLine(rows: Row[]): string | undefined {
+  const ceiling = ratio(rows, 'ceiling', 'akkordeon');
+  const workers = ratio(rows, 'workers', 'akkordeon');
+  const name = rows.find((r) => r.key === 'ceiling')?.name;
+  if (ceiling === undefined || workers === undefined || name === undefined) return undefined;
+  return `INFO  2-core ceiling: ${name} reach ${ceiling.toFixed(2)}x one alone; worker threads reach ${workers.toFixed(2)}x, ${Math.round((100 * workers) / ceiling)}% of it`;
+}
+
 /** Writes the run's figures as JSON to `file`, creating its directory. */
 export async function writeJson(file: string, meta: Record<string, unknown>, rows: Row[]): Promise<void> {
   const record = {
@@ -123,6 +138,7 @@ export async function writeJson(file: string, meta: Record<string, unknown>, row
       samplesPerCpuSecond: samplesPerCpuSecond(r.result),
     })),
     checks: checks(rows).map((c) => ({ ...c, ratio: c.ratio ?? null, cpuRatio: c.cpuRatio ?? null })),
+    ceiling: ceilingLine(rows) ?? null,
   };
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, `${JSON.stringify(record, null, 2)}\n`);
