@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CheckpointMismatchError, DataFormatError, InvalidArgumentError } from '../src/errors.js';
-import { loadCheckpoint, saveCheckpoint, writeDirectoryAtomically } from '../src/network/checkpoint.js';
+import { loadCheckpoint, periodicCheckpoints, saveCheckpoint, writeDirectoryAtomically } from '../src/network/checkpoint.js';
 import { Network } from '../src/network/index.js';
 import type { NamedTensor } from '../src/optim/index.js';
 import { DCASGD } from '../src/optim/index.js';
@@ -164,4 +164,46 @@ test('a write that fails midway keeps the previous directory and leaves no temp 
   await fs.writeFile(path.join(foreign, 'notes.txt'), 'keep me');
   await expect(writeDirectoryAtomically(foreign, { 'manifest.json': '{}' })).rejects.toThrow(InvalidArgumentError);
   expect(await fs.readFile(path.join(foreign, 'notes.txt'), 'utf8')).toBe('keep me');
+});
+
+test('periodic checkpoints skip saves while no gate has updated, and save again after training', async () => {
+  const network = makeNetwork(16);
+  const dir = path.join(temp.path, 'periodic');
+  const lines: string[] = [];
+  const saver = await periodicCheckpoints(network, dir, 0, (line) => lines.push(line));
+
+  expect(await saver.save('first')).toBe('saved'); // nothing on disk yet: the initial weights are written
+  const manifest = path.join(dir, 'manifest.json');
+  const written = (await fs.stat(manifest)).mtimeMs;
+  expect(await saver.save('idle')).toBe('unchanged');
+  expect((await fs.stat(manifest)).mtimeMs).toBe(written);
+
+  await train(network, 1);
+  const [saved, again] = await Promise.all([saver.save('after training'), saver.save('at once')]); // one after the other, never both at once
+  expect([saved, again]).toEqual(['saved', 'unchanged']);
+  expect(await saver.stop()).toBe('unchanged');
+  expect(lines.filter((l) => l.startsWith('checkpoint saved'))).toHaveLength(2);
+
+  // A restarted process that loaded this checkpoint counts it as current: nothing to rewrite until it trains.
+  const restarted = makeNetwork(16);
+  await loadCheckpoint(restarted, dir);
+  const resumed = await periodicCheckpoints(restarted, dir, 0);
+  expect(await resumed.save('idle')).toBe('unchanged');
+  await train(restarted, 2);
+  expect(await resumed.stop()).toBe('saved');
+  const reloaded = makeNetwork(16);
+  await loadCheckpoint(reloaded, dir);
+  expect(await snapshot(reloaded)).toEqual(await snapshot(restarted));
+
+  // A failed write is reported, not thrown, and the checkpoint in place stays whole.
+  const blocked = path.join(temp.path, 'blocked');
+  await fs.mkdir(blocked);
+  await fs.writeFile(path.join(blocked, 'notes.txt'), 'not a checkpoint');
+  const failing = await periodicCheckpoints(network, blocked, 0, (line) => lines.push(line));
+  expect(await failing.save('periodic')).toBe('failed');
+  expect(lines.at(-1)).toMatch(/checkpoint NOT saved to .*blocked \(periodic\): .*notes\.txt.*the previous one is intact/);
+  await expect(periodicCheckpoints(network, dir, -1)).rejects.toThrow(InvalidArgumentError);
+
+  await Promise.all([network, restarted, reloaded].map((n) => n.dispose()));
+  expect(tf.memory().numTensors).toBe(baseline);
 });

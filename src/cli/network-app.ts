@@ -19,8 +19,8 @@ import { initBackend } from '../backend.js';
 import { describeError } from '../errors.js';
 import { MNIST_MODELS, type MnistModelName } from '../models/index.js';
 import { Host, HOST_ID } from '../network/host.js';
-import { saveCheckpoint } from '../network/checkpoint.js';
-import { DEFAULT_REMOTE_OPTIMIZER, type HostedGates, hostGates } from '../network/remote.js';
+import { periodicCheckpoints } from '../network/checkpoint.js';
+import { DEFAULT_REMOTE_OPTIMIZER, hostGates } from '../network/remote.js';
 import type { OptimizerSpec } from '../optim/index.js';
 import { answerInvalid, protocolValidator } from '../schema.js';
 import { connectNats, type NatsNode, type NatsOptions } from '../transport/nats.js';
@@ -99,35 +99,6 @@ export function onStopSignal(signal?: AbortSignal): { stopped: Promise<string>; 
   if (signal?.aborted) done('abort');
   else signal?.addEventListener('abort', onAbort);
   return { stopped, dispose };
-}
-
-/**
- * Saves `hosted` to `dir` every `everyMs` (never two saves at once) and once more on `stop`.
- * A failed save is logged and the previous checkpoint stays intact (saves are atomic).
- */
-function periodicSave(hosted: HostedGates, dir: string, everyMs: number, log: (line: string) => void): { stop(): Promise<void> } {
-  let saving: Promise<void> | undefined;
-  const save = (why: string) => {
-    saving ??= (async () => {
-      const started = performance.now();
-      try {
-        await saveCheckpoint(hosted, dir);
-        log(`checkpoint saved to ${dir} (${why}, ${Math.round(performance.now() - started)} ms)`);
-      } catch (error) {
-        log(`checkpoint NOT saved to ${dir} (${why}): ${describeError(error)}; the previous one is intact`);
-      }
-    })().finally(() => (saving = undefined));
-    return saving;
-  };
-  const timer = setInterval(() => void save('periodic'), everyMs);
-  timer.unref();
-  return {
-    stop: async () => {
-      clearInterval(timer);
-      await saving;
-      await save('on stop');
-    },
-  };
 }
 
 interface NetworkArgs extends NatsFlags {
@@ -211,7 +182,7 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
     const where = gate ? '' : `, in worker thread ${ref.node}`;
     log(`  gate ${index} ${ref.name}: [${inputShape}] -> [${outputShape}] (${ref.id}${where}${split})`);
   }
-  const saver = args.checkpoint === undefined ? undefined : periodicSave(hosted, args.checkpoint, args.saveEvery * 1000, (line) => log(`network ${args.name}: ${line}`));
+  const saver = args.checkpoint === undefined ? undefined : await periodicCheckpoints(hosted, args.checkpoint, args.saveEvery * 1000, (line) => log(`network ${args.name}: ${line}`));
   const stop = await onStopSignal(options.signal).stopped;
   log(`network ${args.name}: stopping (${stop})`);
   await saver?.stop();

@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { ActorRef, Message } from '../actor/index.js';
-import { CheckpointMismatchError, DataFormatError, fromErrorInfo, InvalidArgumentError } from '../errors.js';
+import { CheckpointMismatchError, DataFormatError, describeError, fromErrorInfo, InvalidArgumentError } from '../errors.js';
 import type { NamedTensor } from '../optim/index.js';
 import type { GateMessage, GateState, GateStateSet } from '../protocol.js';
 
@@ -317,4 +317,84 @@ export async function loadCheckpoint(network: Checkpointable, dir: string, optio
   } finally {
     states.forEach((s) => [...s.weights, ...s.optimizer].forEach((t) => t.tensor.dispose()));
   }
+}
+
+/** What one save of {@link PeriodicCheckpoints} did. */
+export type CheckpointSaveOutcome = 'saved' | 'unchanged' | 'failed';
+
+/** Periodic, atomic checkpoints of a network or slice, started by {@link periodicCheckpoints}. */
+export interface PeriodicCheckpoints {
+  /**
+   * Saves now (waiting for a save in progress first): `'unchanged'` without writing when no
+   * gate has made an optimizer update since the checkpoint in the directory was written or
+   * loaded; `'failed'` when writing failed (logged; the previous checkpoint stays intact).
+   * `why` goes into the log line (e.g. `'periodic'`, `'on stop'`).
+   */
+  save(why: string): Promise<CheckpointSaveOutcome>;
+  /** Stops the timer, waits for a save in progress, then saves once more (`'on stop'`). */
+  stop(): Promise<CheckpointSaveOutcome>;
+}
+
+/**
+ * The optimizer updates each gate has applied (its `iterations` state), e.g. `'120,120,118'`;
+ * undefined when a gate has no such state, so that a save is never skipped on a guess.
+ */
+function updateCounts(states: GateState[]): string | undefined {
+  const counts = states.map((s) => s.optimizer.find((t) => t.name === 'iterations')?.tensor.dataSync()[0]);
+  return counts.every((c) => c !== undefined) ? counts.join(',') : undefined;
+}
+
+/**
+ * Saves `target` to `dir` with {@link saveCheckpoint} every `everyMs` milliseconds (the timer
+ * does not keep the process alive), never two saves at once. A save is skipped when no gate has
+ * made an optimizer update since the checkpoint in `dir` was written, so an idle network does
+ * not rewrite the same weights every period. A checkpoint already in `dir` (its `manifest.json`)
+ * when this starts counts as current: call this after loading that checkpoint into `target`, or
+ * with a `dir` that holds none yet.
+ * Failed saves are logged through `log` and leave the previous checkpoint intact.
+ *
+ * @param everyMs period in ms (e.g. 60_000); 0 saves only when asked (`save`, `stop`).
+ * @throws InvalidArgumentError for a negative or non-finite `everyMs`.
+ */
+export async function periodicCheckpoints(target: Checkpointable, dir: string, everyMs: number, log: (line: string) => void = () => {}): Promise<PeriodicCheckpoints> {
+  if (!Number.isFinite(everyMs) || everyMs < 0) throw new InvalidArgumentError(`Invalid checkpoint period: ${everyMs} ms. Use a number of milliseconds >= 0 (0: only on request).`);
+  let onDisk: string | undefined;
+  if (await fs.access(path.join(dir, 'manifest.json')).then(() => true, () => false)) {
+    const states = await target.getState();
+    onDisk = updateCounts(states);
+    states.forEach((s) => [...s.weights, ...s.optimizer].forEach((t) => t.tensor.dispose()));
+  }
+  let saving: Promise<CheckpointSaveOutcome> | undefined;
+  const saveOnce = async (why: string): Promise<CheckpointSaveOutcome> => {
+    const started = performance.now();
+    try {
+      const states = await target.getState();
+      const counts = updateCounts(states);
+      if (counts !== undefined && counts === onDisk) {
+        states.forEach((s) => [...s.weights, ...s.optimizer].forEach((t) => t.tensor.dispose()));
+        return 'unchanged';
+      }
+      await saveCheckpoint({ getState: async () => states, setState: target.setState.bind(target) }, dir);
+      onDisk = counts;
+      log(`checkpoint saved to ${dir} (${why}, ${Math.round(performance.now() - started)} ms)`);
+      return 'saved';
+    } catch (error) {
+      log(`checkpoint NOT saved to ${dir} (${why}): ${describeError(error)}; the previous one is intact`);
+      return 'failed';
+    }
+  };
+  const save = async (why: string): Promise<CheckpointSaveOutcome> => {
+    while (saving) await saving;
+    saving = saveOnce(why).finally(() => (saving = undefined));
+    return saving;
+  };
+  const timer = everyMs > 0 ? setInterval(() => void (saving ?? save('periodic')), everyMs) : undefined;
+  timer?.unref();
+  return {
+    save,
+    stop: async () => {
+      clearInterval(timer);
+      return save('on stop');
+    },
+  };
 }
