@@ -185,7 +185,7 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
   const saver = args.checkpoint === undefined ? undefined : await periodicCheckpoints(hosted, args.checkpoint, args.saveEvery * 1000, (line) => log(`network ${args.name}: ${line}`));
   const stop = await onStopSignal(options.signal).stopped;
   log(`network ${args.name}: stopping (${stop})`);
-  await saver?.stop();
+  if ((await saver?.stop()) === 'unchanged') log(`network ${args.name}: checkpoint in ${args.checkpoint} is current (no update since it was saved or loaded)`);
   await hosted.close();
   await nats.close();
   system.shutdown();
