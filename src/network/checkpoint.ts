@@ -16,6 +16,11 @@ import type { GateMessage, GateState, GateStateSet } from '../protocol.js';
 /** Asks one gate and resolves with its reply (with the caller's timeout and failure handling). */
 export type AskGate = <R extends Message>(gate: ActorRef<GateMessage>, build: (replyTo: ActorRef<R>) => GateMessage) => Promise<R>;
 
+/** Disposes every tensor of `states` (what {@link getGateStates} and `getState` hand their caller). */
+export function disposeStates(states: GateState[]): void {
+  states.forEach((s) => [...s.weights, ...s.optimizer].forEach((t) => t.tensor.dispose()));
+}
+
 /** Copies of every gate's weights, optimizer state and layer configs, in gate order; the caller owns them. */
 export function getGateStates(gates: ActorRef<GateMessage>[], ask: AskGate): Promise<GateState[]> {
   return Promise.all(gates.map((gate) => ask<GateState>(gate, (replyTo) => ({ type: 'gate.getState', replyTo }))));
@@ -193,7 +198,7 @@ export async function saveCheckpoint(network: Checkpointable, dir: string): Prom
     const weights = Buffer.concat(chunks, at.offset);
     await writeDirectoryAtomically(dir, { 'manifest.json': JSON.stringify(manifest, null, 1), 'weights.bin': weights });
   } finally {
-    states.forEach((s) => [...s.weights, ...s.optimizer].forEach((t) => t.tensor.dispose()));
+    disposeStates(states);
   }
 }
 
@@ -315,7 +320,7 @@ export async function loadCheckpoint(network: Checkpointable, dir: string, optio
       })),
     );
   } finally {
-    states.forEach((s) => [...s.weights, ...s.optimizer].forEach((t) => t.tensor.dispose()));
+    disposeStates(states);
   }
 }
 
@@ -362,7 +367,7 @@ export async function periodicCheckpoints(target: Checkpointable, dir: string, e
   if (await fs.access(path.join(dir, 'manifest.json')).then(() => true, () => false)) {
     const states = await target.getState();
     onDisk = updateCounts(states);
-    states.forEach((s) => [...s.weights, ...s.optimizer].forEach((t) => t.tensor.dispose()));
+    disposeStates(states);
   }
   let saving: Promise<CheckpointSaveOutcome> | undefined;
   const saveOnce = async (why: string): Promise<CheckpointSaveOutcome> => {
@@ -371,7 +376,7 @@ export async function periodicCheckpoints(target: Checkpointable, dir: string, e
       const states = await target.getState();
       const counts = updateCounts(states);
       if (counts !== undefined && counts === onDisk) {
-        states.forEach((s) => [...s.weights, ...s.optimizer].forEach((t) => t.tensor.dispose()));
+        disposeStates(states);
         return 'unchanged';
       }
       await saveCheckpoint({ getState: async () => states, setState: target.setState.bind(target) }, dir);

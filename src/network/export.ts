@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { DataFormatError, InvalidArgumentError } from '../errors.js';
 import { createLayer } from '../gate/index.js';
 import type { GateState } from '../protocol.js';
-import { writeDirectoryAtomically } from './checkpoint.js';
+import { disposeStates, writeDirectoryAtomically } from './checkpoint.js';
 import type { Network } from './network.js';
 
 /** The `model.json` of a tfjs layers model, as `tf.loadLayersModel` reads it. */
@@ -85,7 +85,7 @@ export async function exportModel(network: Network, dir: string): Promise<void> 
       model.dispose();
     }
   } finally {
-    states.forEach((s) => [...s.weights, ...s.optimizer].forEach((t) => t.tensor.dispose()));
+    disposeStates(states);
   }
   const saved = artifacts as tf.io.ModelArtifacts;
   const modelJSON: ExportedModelJSON = {
