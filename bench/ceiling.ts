@@ -65,6 +65,10 @@ class Copy {
 export const ceilingCompetitor: Competitor = {
   name: `${COPIES} one-thread trainings at once`,
   key: 'ceiling',
+  skipReason: () =>
+    tf.getBackend() === 'tensorflow'
+      ? 'its copies run in worker threads, where tfjs-node cannot load (and tfjs-node already spreads one training over the cores); run the bench with --backend wasm to see the ceiling'
+      : undefined,
   async train(data: BenchData, epochs: number): Promise<BenchResult> {
     const before = tf.memory().numTensors;
     const workerData: CeilingWorkerData = { dir: data.dir, backend: tf.getBackend(), batchSize: data.batchSize, warmupBatches: data.warmupBatches, epochs };

@@ -63,6 +63,8 @@ export interface Competitor {
   readonly name: string;
   /** Key for `--only`, e.g. `'fit'`. */
   readonly key: string;
+  /** Why this competitor cannot run on the current backend (the bench then skips it without failing), or undefined. */
+  skipReason?(): string | undefined;
   /** Trains a fresh model for `epochs` epochs on `data.train` and tests it on `data.test`. */
   train(data: BenchData, epochs: number): Promise<BenchResult>;
 }

@@ -89,6 +89,11 @@ async function main(flags: Flags): Promise<void> {
   for (let round = 1; round <= flags.rounds; round++) {
     for (const competitor of chosen) {
       process.stdout.write(`${flags.rounds > 1 ? `[round ${round}] ` : ''}${competitor.name} ... `);
+      const skip = competitor.skipReason?.();
+      if (skip) {
+        console.log(`skipped: ${skip}`);
+        continue;
+      }
       const result = await competitor.train(data, flags.epochs).catch((error: unknown) => {
         console.log(`FAILED: ${describeError(error)}`);
         process.exitCode = 1; // the other rows still run and print
