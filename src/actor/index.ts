@@ -5,6 +5,7 @@
  * (the parent) as an `actor.failed` message and handled by its {@link SupervisionPolicy}.
  */
 export { ActorSystem, type ActorSystemEvents, type ActorSystemOptions } from './system.js';
+export { fileTracer, type FileTracer, formatTraceSummary, type HandlerRecord, type HandlerTracer, readTrace, summarizeTrace, type ThreadSummary, TRACE_ENV, type TraceRow, tracerFromEnv } from './trace.js';
 export { Mailbox } from './mailbox.js';
 export {
   SupervisionPolicy,

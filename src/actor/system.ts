@@ -12,6 +12,7 @@ import { ActorStoppedError, AskTimeoutError, InvalidArgumentError, ProtocolError
 import { type CodecLimits, DEFAULT_LIMITS, decodeMessage, encodeMessage, type Frame, framePool, tensorsCopyBuffers, tensorsIn } from '../transport/codec.js';
 import type { Link } from '../transport/link.js';
 import { Mailbox } from './mailbox.js';
+import { type HandlerTracer, traceNow, tracerFromEnv } from './trace.js';
 import type {
   Actor,
   ActorContext,
@@ -47,6 +48,12 @@ export interface ActorSystemOptions {
    * it. Default: accept.
    */
   validate?: (message: Message) => void;
+  /**
+   * Receives every handled message with its handler's start and end (see `trace.ts`); `false`
+   * turns tracing off. Default: this thread's file tracer when `AKKORDEON_TRACE` names a
+   * directory, else none.
+   */
+  trace?: HandlerTracer | false;
 }
 
 class Ref<M extends Message> implements ActorRef<M> {
@@ -103,6 +110,17 @@ class Cell<M extends Message> {
   }
 
   private handle(message: M): void | Promise<void> {
+    const trace = this.system.trace;
+    if (!trace) return this.deliver(message);
+    const start = traceNow();
+    const result = this.deliver(message);
+    const record = () => trace(this.ref.name, message.type, start, traceNow());
+    if (result === undefined) record();
+    else void result.then(record);
+    return result;
+  }
+
+  private deliver(message: M): void | Promise<void> {
     try {
       const result = this.actor.receive(message, this.context);
       if (result instanceof Promise) {
@@ -168,6 +186,8 @@ export class ActorSystem {
   private defaultRoute?: Link;
   private readonly limits: CodecLimits;
   private readonly validate?: (message: Message) => void;
+  /** Receives every handled message, when tracing is on (`ActorSystemOptions.trace`). */
+  readonly trace?: HandlerTracer;
 
   constructor(options: ActorSystemOptions | string = {}) {
     const o = typeof options === 'string' ? { name: options } : options;
@@ -175,6 +195,7 @@ export class ActorSystem {
     this.node = o.node ?? nanoid();
     this.limits = o.limits ?? DEFAULT_LIMITS;
     this.validate = o.validate;
+    this.trace = o.trace === false ? undefined : (o.trace ?? tracerFromEnv());
   }
 
   /**
