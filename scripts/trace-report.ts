@@ -16,13 +16,19 @@ const seconds = (name: string) => (value: string) => {
   return n;
 };
 
+const count = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new CliError(`--top takes a whole number >= 1, not '${value}'.`);
+  return n;
+};
+
 const program = new Command()
   .name('trace')
   .description('Summarise a handler trace (AKKORDEON_TRACE=DIR) per thread.')
   .argument('<dir>', 'the trace directory')
   .option('--after <s>', 'skip the first s seconds of the trace (warm-up)', seconds('--after'), 0)
   .option('--until <s>', 'stop s seconds after the trace starts (default: its end)', seconds('--until'))
-  .option('--top <n>', 'rows of handlers and of gaps per thread', (v) => Math.max(1, Math.floor(Number(v)) || 8), 8)
+  .option('--top <n>', 'rows of handlers and of gaps per thread', count, 8)
   .parse();
 
 const [dir] = program.args as [string];
