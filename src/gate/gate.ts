@@ -233,7 +233,7 @@ export class Gate implements Actor<GateMessage> {
       );
     }
     if (this.checkFinite && !allFinite(t)) {
-      throw new NonFiniteError(`${this.name}: ${what} contains NaN or Infinity; clean the data or lower the learning rate.`);
+      throw new NonFiniteError(`${this.name}: ${what} contains NaN or Infinity; clean the data, or lower the learning rate, the momentum or the sentinels' concurrency (more batches in flight means staler gradients, which can make training diverge).`);
     }
   }
 

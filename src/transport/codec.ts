@@ -266,6 +266,8 @@ function sparseEncodeScratch(buffer: ArrayBuffer): Uint8Array | undefined {
   return new Uint8Array(out.buffer, 0, k * 4);
 }
 let scratch = new Int32Array(0);
+/** Where {@link sparseDecode} aligns encoded words that arrive at an odd offset. */
+let decodeScratch = new Uint32Array(0);
 
 /** The sparse encoding of `buffer` as a new array, or undefined when it would not pay (see {@link sparseEncodeScratch}). */
 export function sparseEncode(buffer: ArrayBuffer): Uint8Array | undefined {
@@ -282,9 +284,15 @@ export function sparseDecode(encoded: Uint8Array, rawBytes: number, into: ArrayB
   if (!Number.isInteger(n) || encoded.byteLength < bitmapBytes || (encoded.byteLength - bitmapBytes) % 4 !== 0 || into.byteLength !== rawBytes) {
     throw new ProtocolError(`A sparse buffer of ${encoded.byteLength} bytes cannot hold ${rawBytes} bytes of data.`);
   }
-  // Copy out of `encoded` first: it may sit at any alignment inside the received bytes.
-  const aligned = new Uint32Array(encoded.byteLength / 4);
-  new Uint8Array(aligned.buffer).set(encoded);
+  // Read the words in place when `encoded` is 4-byte aligned inside the received bytes; else
+  // copy them into a scratch buffer kept for the next frame.
+  let aligned: Uint32Array;
+  if (encoded.byteOffset % 4 === 0) aligned = new Uint32Array(encoded.buffer, encoded.byteOffset, encoded.byteLength / 4);
+  else {
+    if (decodeScratch.byteLength < encoded.byteLength) decodeScratch = new Uint32Array(encoded.byteLength / 4);
+    aligned = decodeScratch.subarray(0, encoded.byteLength / 4);
+    new Uint8Array(aligned.buffer, 0, encoded.byteLength).set(encoded);
+  }
   const bitmap = aligned.subarray(0, bitmapBytes / 4);
   const packed = aligned.subarray(bitmapBytes / 4);
   const words = new Uint32Array(into);
@@ -315,8 +323,10 @@ export function sparseDecode(encoded: Uint8Array, rawBytes: number, into: ArrayB
  * with many zero words travel sparse ({@link sparseEncode}).
  */
 export function frameToBytes(frame: Frame): Uint8Array {
-  // Encoded buffers are copied out of the shared scratch before the next one is encoded.
-  const sparse = frame.buffers.map((b) => sparseEncodeScratch(b)?.slice());
+  // Each encoding but the last is copied out of the shared scratch before the next one is
+  // encoded; the last is copied straight into the frame's bytes below.
+  const last = frame.buffers.length - 1;
+  const sparse = frame.buffers.map((b, i) => (i < last ? sparseEncodeScratch(b)?.slice() : sparseEncodeScratch(b)));
   const lengths = frame.buffers.map((b, i) => sparse[i]?.byteLength ?? b.byteLength);
   const envelope = new TextEncoder().encode(
     JSON.stringify({

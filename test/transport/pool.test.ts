@@ -79,6 +79,29 @@ describe('sparse buffers on serialised links', () => {
     expect(back.buffers.map((b) => Array.from(new Float32Array(b)))).toEqual([Array.from(dense), Array.from(sparse), []]);
   });
 
+  test('several sparse buffers in one frame each keep their own words', () => {
+    const a = new Float32Array(4096);
+    const b = new Float32Array(2048);
+    a[7] = 1.5;
+    b[9] = -2;
+    b[2047] = 4;
+    const back = bytesToFrame(frameToBytes({ node: 'n', to: 'a', header: '{"type":"t"}', buffers: [a.slice().buffer, b.slice().buffer] }));
+    expect(back.buffers.map((x) => Array.from(new Float32Array(x)))).toEqual([Array.from(a), Array.from(b)]);
+  });
+
+  test('a sparse buffer decodes the same at any offset inside the received bytes', () => {
+    const words = new Float32Array(3000);
+    for (let i = 0; i < words.length; i += 5) words[i] = i / 7;
+    const encoded = sparseEncode(words.buffer) as Uint8Array;
+    for (const offset of [0, 1, 2, 4, 6]) {
+      const received = new Uint8Array(offset + encoded.byteLength);
+      received.set(encoded, offset);
+      const back = new ArrayBuffer(words.byteLength);
+      sparseDecode(received.subarray(offset), words.byteLength, back);
+      expect({ offset, words: Array.from(new Float32Array(back)) }).toEqual({ offset, words: Array.from(words) });
+    }
+  });
+
   test('a sparse buffer that does not add up is a ProtocolError', () => {
     const sparse = new Float32Array(4096);
     sparse[1] = 1;
