@@ -27,6 +27,11 @@ const ref = z.custom<ActorRef>(
   { message: 'expected an actor ref' },
 );
 const name = z.string().min(1).max(256);
+/** A path on the receiving node (checked there against its data roots). */
+const file = z.string().min(1).max(4096);
+const column = z.union([name, z.number().int().min(0).max(65_535)]);
+const classes = z.number().int().min(1).max(2 ** 24).optional();
+const range = { from: z.number().int().min(0).optional(), to: z.number().int().min(1).optional(), seed: z.number().optional() };
 const batch = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const shape = z.array(z.number().int().min(1).max(2 ** 24)).max(8);
 const errorInfo = z.object({ code: z.string().max(128), message: z.string().max(8192) });
@@ -92,6 +97,10 @@ function schemas(limits: SchemaLimits) {
         data: z.discriminatedUnion('kind', [
           z.object({ kind: z.literal('mnist'), split: z.enum(['train', 'test']), dir: z.string().max(4096).optional(), from: z.number().int().min(0).optional(), to: z.number().int().min(1).optional(), scale: z.number().finite().optional(), seed: z.number().optional() }),
           z.object({ kind: z.literal('tensors'), x, y: tensor(limits, 'any', true), numClasses: z.number().int().min(1).max(2 ** 24).optional(), seed: z.number().optional() }),
+          z.object({ kind: z.literal('csv'), path: file, target: z.union([column, z.array(column).max(1024)]).optional(), features: z.array(column).max(65_536).optional(), classes, delimiter: z.string().min(1).max(4).optional(), header: z.boolean().optional(), ...range }),
+          z.object({ kind: z.literal('jsonl'), path: file, x: name.optional(), y: name.optional(), classes, ...range }),
+          z.object({ kind: z.literal('idx'), images: file, labels: file, scale: z.number().finite().optional(), classes, ...range }),
+          z.object({ kind: z.literal('module'), path: file, export: name.optional(), options: z.record(z.string().max(100), z.union([z.string().max(4096), z.number(), z.boolean(), z.null()])).optional() }),
         ]),
         batchSize: z.number().int().min(1).max(limits.maxBatch).optional(),
         concurrency: z.number().int().min(1).max(1024).optional(),

@@ -17,14 +17,14 @@ import { Command, InvalidArgumentError as CommanderArgumentError } from 'command
 import { ActorSystem } from '../actor/index.js';
 import { initBackend } from '../backend.js';
 import { describeError } from '../errors.js';
-import { MNIST_MODELS, type MnistModelName } from '../models/index.js';
+import { descriptionOptimizer, loadNetworkDescription, MNIST_MODELS } from '../models/index.js';
 import { Host, HOST_ID } from '../network/host.js';
 import { periodicCheckpoints } from '../network/checkpoint.js';
-import { DEFAULT_REMOTE_OPTIMIZER, hostGates } from '../network/remote.js';
+import { hostGates } from '../network/remote.js';
 import type { OptimizerSpec } from '../optim/index.js';
 import { answerInvalid, protocolValidator } from '../schema.js';
 import { connectNats, type NatsNode, type NatsOptions } from '../transport/nats.js';
-import { mnistModelName, nonNegative, positiveInt } from './flags.js';
+import { nonNegative, positiveInt } from './flags.js';
 
 /** Flags shared by the NATS programs. */
 export interface NatsFlags {
@@ -103,17 +103,25 @@ export function onStopSignal(signal?: AbortSignal): { stopped: Promise<string>; 
 
 interface NetworkArgs extends NatsFlags {
   name: string;
-  model: MnistModelName;
+  model: string;
   gates?: string;
   backend?: string;
-  lr: number;
-  momentum: number;
+  lr?: number;
+  momentum?: number;
+  dataRoot: string[];
   decaySteps?: number;
   warmup?: number;
   seed: number;
   threads: number;
   checkpoint?: string;
   saveEvery: number;
+}
+
+/** One line on an optimizer spec, e.g. `dcasgd lr 0.03 (cosine over 860 updates), momentum 0.9`. */
+function describeOptimizer(spec: OptimizerSpec): string {
+  const lr = spec.learningRate;
+  const rate = typeof lr === 'object' && lr ? `${lr.initial} (cosine over ${lr.steps} updates)` : `${lr ?? 'default'}`;
+  return `${spec.type} lr ${rate}${'momentum' in spec && spec.momentum !== undefined ? `, momentum ${spec.momentum}` : ''}`;
 }
 
 /** Parses `--threads N` or `--threads auto` (one per core). */
@@ -139,24 +147,29 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
     new Command('network')
       .description('Host the gates of a network (or a slice of them) for sentinels that connect over NATS.')
       .requiredOption('--name <network>', 'network name (the NATS subject namespace)')
-      .option('--model <name>', `model: ${MNIST_MODELS.join(' or ')}`, mnistModelName('--model'), 'mlp')
+      .option('--model <name|file>', `the network: ${MNIST_MODELS.join(' or ')} (MNIST, input [784]), or a file on this machine: a .json network description, or a .ts/.js module whose default export is describeNetwork({ name, inputShape, gates, optimizer }); every process of the network needs the same file`, 'mlp')
       .option('--gates <from-to>', 'gates hosted by this process, e.g. 0-1 (default all)')
       .option('--backend <name>', 'tensorflow, wasm or cpu (default: first that loads; env AKKORDEON_BACKEND)')
-      .option('--lr <rate>', 'learning rate of DC-ASGD', nonNegative('--lr'), 0.02)
-      .option('--momentum <m>', 'momentum of DC-ASGD', nonNegative('--momentum'), 0.9)
+      .option('--lr <rate>', "learning rate (default: the description's optimizer, else DC-ASGD at 0.03)", nonNegative('--lr'))
+      .option('--momentum <m>', "momentum (default: the description's, else 0.9)", nonNegative('--momentum'))
       .option('--decay-steps <n>', 'decay the learning rate to 0 along a cosine over this many updates per gate', positiveInt('--decay-steps'))
       .option('--warmup <n>', 'warm the learning rate up over this many updates (with --decay-steps)', positiveInt('--warmup'))
       .option('--seed <n>', 'seed of the initial weights and dropout', positiveInt('--seed'), 1)
       .option('--threads <n|auto>', 'threads for the hosted gates: whole gates or shards of Dense gates in worker threads, as placement auto balances them (auto: one per core)', threadCount, 1)
       .option('--checkpoint <dir>', "the hosted gates' checkpoint: loaded at start when it exists, saved (atomically) every --save-every seconds and on stop")
-      .option('--save-every <seconds>', 'seconds between checkpoints (with --checkpoint)', positiveInt('--save-every'), 60),
+      .option('--save-every <seconds>', 'seconds between checkpoints (with --checkpoint)', positiveInt('--save-every'), 60)
+      .option('--data-root <dir>', 'a directory whose files and modules sentinels spawned here over NATS may name as their data (repeatable; default none)', (dir: string, dirs: string[]) => [...dirs, dir], []),
   )
     .showHelpAfterError()
     .parse(argv);
   const args = program.opts<NetworkArgs>();
   const [from, to] = args.gates ? range(args.gates) : [undefined, undefined];
-  const learningRate = args.decaySteps ? { type: 'cosine' as const, initial: args.lr, steps: args.decaySteps, warmup: args.warmup } : args.lr;
-  const optimizer: OptimizerSpec = { ...DEFAULT_REMOTE_OPTIMIZER, learningRate, momentum: args.momentum } as OptimizerSpec;
+  const description = await loadNetworkDescription(args.model, args.seed);
+  const base = descriptionOptimizer(description);
+  const lr0 = args.lr ?? (typeof base.learningRate === 'number' ? base.learningRate : undefined);
+  if (args.decaySteps && lr0 === undefined) throw new CommanderArgumentError('--decay-steps needs --lr when the description has a learning-rate schedule.');
+  const learningRate = args.decaySteps ? { type: 'cosine' as const, initial: lr0 as number, steps: args.decaySteps, warmup: args.warmup } : (args.lr ?? base.learningRate);
+  const optimizer = { ...base, ...(learningRate === undefined ? {} : { learningRate }), ...(args.momentum === undefined ? {} : { momentum: args.momentum }) } as OptimizerSpec;
 
   const backend = await initBackend(args.backend);
   const system = new ActorSystem({ name: `network-${args.name}`, validate: protocolValidator() });
@@ -165,18 +178,17 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
   const label = `network ${args.name} gates ${args.gates ?? 'all'}`;
   const nats = await connectNats(system, natsOptions(args, args.name, label));
   logConnection(nats, log);
-  system.spawn(() => new Host(backend), { id: HOST_ID, name: 'host' });
+  system.spawn(() => new Host(backend, undefined, { roots: args.dataRoot }), { id: HOST_ID, name: 'host' });
   let hosted;
   try {
-    hosted = await hostGates(nats, { model: args.model, from, to, optimizer, seed: args.seed, threads: args.threads, checkpoint: args.checkpoint, log });
+    hosted = await hostGates(nats, { model: description, from, to, optimizer, seed: args.seed, threads: args.threads, checkpoint: args.checkpoint, log });
   } catch (error) {
     await nats.close();
     throw error;
   }
   const first = hosted.gates[0]?.index;
   const last = hosted.gates.at(-1)?.index;
-  const lr = typeof learningRate === 'number' ? `${learningRate}` : `${args.lr} (cosine over ${args.decaySteps} updates)`;
-  log(`network ${args.name}: hosting gates ${first}-${last} of ${hosted.total} (${args.model}, DC-ASGD lr ${lr}, momentum ${args.momentum}) on node ${system.node}, backend ${backend}, NATS ${nats.servers.join(',')}`);
+  log(`network ${args.name}: hosting gates ${first}-${last} of ${hosted.total} (${description.name}, ${describeOptimizer(optimizer)}) on node ${system.node}, backend ${backend}, NATS ${nats.servers.join(',')}`);
   for (const { index, ref, gate, inputShape, outputShape, shards } of hosted.gates) {
     const split = shards.length > 0 ? `, ${shards.map((s) => `${s.units} units in worker thread ${s.ref.node}`).join(', ')}` : '';
     const where = gate ? '' : `, in worker thread ${ref.node}`;

@@ -9,14 +9,15 @@
  *   npm run sentinel -- validate --network mnist --every 10
  *   npm run sentinel -- test --network mnist
  */
+import path from 'node:path';
 import { Command, InvalidArgumentError as CommanderArgumentError } from 'commander';
 import { ActorSystem } from '../actor/index.js';
 import { describeError } from '../errors.js';
 import { initBackend } from '../backend.js';
-import { ArrayProvider, ensureMnist, loadMnist, resolveMnistDir } from '../data/index.js';
+import { ArrayProvider, type DataProvider, type Dataset, datasetProvider, ensureMnist, loadMnist, loadProviderModule, readCsv, readJsonl, resolveMnistDir, shardDataset, sliceDataset } from '../data/index.js';
 import { attachRemote } from '../network/discovery.js';
 import { answerInvalid, protocolValidator } from '../schema.js';
-import { Sentinel, type SentinelSummary } from '../sentinel/index.js';
+import { LOSSES, Sentinel, type SentinelSummary } from '../sentinel/index.js';
 import { connectNats } from '../transport/nats.js';
 import { nonNegative, positiveInt } from './flags.js';
 import { addNatsFlags, logConnection, type NatsFlags, natsOptions, onStopSignal } from './network-app.js';
@@ -28,6 +29,12 @@ interface SentinelArgs extends NatsFlags {
   batchSize?: number;
   concurrency?: number;
   data?: string;
+  csv?: string;
+  jsonl?: string;
+  provider?: string;
+  target?: string;
+  classes?: number;
+  loss?: string;
   every?: number;
   shard?: [number, number];
   batchTimeout: number;
@@ -65,6 +72,29 @@ async function mnistData(mode: Mode, args: SentinelArgs, log: (line: string) => 
   return { data, what: `${what}, ${lo}-${hi - 1}${args.shard ? ` (shard ${args.shard.join('/')})` : ''}` };
 }
 
+/** Data from a CSV or JSON-lines file on this machine, cut to `samples` and to a shard. */
+async function fileData(args: SentinelArgs, samples?: number): Promise<{ data: ArrayProvider; what: string }> {
+  const file = (args.csv ?? args.jsonl) as string;
+  let ds: Dataset = args.csv !== undefined ? await readCsv(file, { target: args.target, classes: args.classes }) : await readJsonl(file, { classes: args.classes });
+  const total = ds.x.length / ds.inputShape.reduce((a, b) => a * b, 1);
+  if (samples !== undefined && samples < total) ds = sliceDataset(ds, 0, samples);
+  if (args.shard) ds = shardDataset(ds, ...args.shard);
+  const n = ds.x.length / ds.inputShape.reduce((a, b) => a * b, 1);
+  return { data: datasetProvider(ds, args.seed), what: `${file}, ${n} of ${total}${args.shard ? ` (shard ${args.shard.join('/')})` : ''}, input [${ds.inputShape}]` };
+}
+
+/** The sentinel's data: a provider module, a CSV or JSON-lines file, else MNIST. */
+async function loadData(mode: Mode, args: SentinelArgs, log: (line: string) => void, samples?: number): Promise<{ data: DataProvider; what: string }> {
+  const sources = [args.csv, args.jsonl, args.provider].filter((v) => v !== undefined);
+  if (sources.length > 1) throw new CommanderArgumentError('Give at most one of --csv, --jsonl and --provider.');
+  if (args.provider !== undefined) {
+    const data = await loadProviderModule(path.resolve(args.provider), 'default', { mode, shard: args.shard, samples, seed: args.seed });
+    return { data, what: `${args.provider} (${mode})` };
+  }
+  if (args.csv !== undefined || args.jsonl !== undefined) return fileData(args, samples);
+  return mnistData(mode, args, log, samples);
+}
+
 /**
  * Runs the sentinel program with `argv` (as `process.argv`); resolves with the summary once the
  * sentinel is done (or stopped by SIGINT/SIGTERM/`signal`) and detached.
@@ -89,6 +119,12 @@ export async function sentinelMain(argv: string[], options: { signal?: AbortSign
       .option('--batch-timeout <ms>', 'give a batch up (and count it lost) after this long', positiveInt('--batch-timeout'), 10_000)
       .option('--discovery-timeout <ms>', 'how long to look for the network', positiveInt('--discovery-timeout'), 10_000)
       .option('--data <dir>', 'MNIST directory (default: env MNIST_DIR, else data/mnist, downloaded if missing)')
+      .option('--csv <file>', 'train/evaluate on a CSV file of numbers instead of MNIST (features: every column but --target)')
+      .option('--jsonl <file>', 'train/evaluate on a JSON-lines file instead of MNIST, one {"x": [...], "y": ...} per line')
+      .option('--provider <module>', 'a .ts/.js module on this machine whose default export is a DataProvider or a function ({ mode, shard, samples, seed }) returning one')
+      .option('--target <column>', 'the CSV target column, by name or 0-based index (default: the last column)')
+      .option('--classes <n>', 'the target is an integer class label 0..n-1 (default: a regression target)', positiveInt('--classes'))
+      .option('--loss <name>', `loss: ${Object.keys(LOSSES).join(' or ')} (default: softmaxCrossEntropy for class labels, else meanSquaredError)`)
       .option('--backend <name>', 'tensorflow, wasm or cpu (default: first that loads; env AKKORDEON_BACKEND)')
       .option('--seed <n>', 'shuffle seed', positiveInt('--seed'), 1)
       .option('--name <name>', 'sentinel name in logs (default the mode)')
@@ -100,13 +136,16 @@ export async function sentinelMain(argv: string[], options: { signal?: AbortSign
   const args = program.opts<SentinelArgs>();
   const name = args.name ?? mode;
   const backend = await initBackend(args.backend);
-  const { data, what } = await mnistData(mode, args, log, samples);
+  const loss = args.loss === undefined ? undefined : LOSSES[args.loss];
+  if (args.loss !== undefined && !loss) throw new CommanderArgumentError(`--loss must be one of ${Object.keys(LOSSES).join(', ')}, got '${args.loss}'.`);
+  const { data, what } = await loadData(mode, args, log, samples);
   const training = mode === 'train';
   const every = args.every !== undefined && !training ? args.every : undefined;
   const sentinel = new Sentinel({
     name,
     mode,
     data,
+    ...(loss ? { loss } : {}),
     epochs: args.epochs ?? (every !== undefined ? Infinity : 1),
     batchSize: args.batchSize ?? (training ? 128 : 500),
     concurrency: args.concurrency ?? 2,
@@ -145,7 +184,7 @@ export async function sentinelMain(argv: string[], options: { signal?: AbortSign
     const summary = 'summary' in outcome ? outcome.summary : await sentinel.done;
     reporter.stop();
     const last = summary.epochs.at(-1);
-    const accuracy = last?.metrics.accuracy === undefined ? '' : `, last accuracy ${(last.metrics.accuracy * 100).toFixed(2)}%`;
+    const accuracy = last === undefined ? '' : last.metrics.accuracy === undefined ? `, last loss ${last.loss.toPrecision(4)}` : `, last accuracy ${(last.metrics.accuracy * 100).toFixed(2)}%`;
     log(`sentinel ${name}: ${'signal' in outcome ? `stopped by ${outcome.signal}` : `done (${summary.stoppedBy})`} after ${summary.epochs.length} pass(es)${accuracy}; detached${dropped ? ` (${dropped} batches freed)` : ''}`);
     return summary;
   } catch (error) {

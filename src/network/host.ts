@@ -4,6 +4,7 @@
  * can place its gates anywhere, and stops them again.
  */
 import type { Actor, ActorContext, ActorFailed, ActorRef } from '../actor/index.js';
+import type { DataAccess } from '../data/index.js';
 import { describeError, toErrorInfo, type ErrorInfo } from '../errors.js';
 import { gateFromConfig, type GateConfig } from '../gate/index.js';
 import type { GateMessage } from '../protocol.js';
@@ -53,10 +54,14 @@ export class Host implements Actor<HostMessage> {
   /**
    * @param backend the tfjs backend of this node, reported by `host.ping`.
    * @param log where failures of the gates it supervises are reported (default `console.error`).
+   * @param access which of this node's files and modules a spawned sentinel's data may name
+   *   (default any: right for worker threads and child processes this user started; a host that
+   *   serves other machines passes `{ roots: [...] }`).
    */
   constructor(
     private readonly backend: string,
     private readonly log: (line: string) => void = (line) => console.error(line),
+    private readonly access: DataAccess = {},
   ) {}
 
   receive(message: HostMessage, context: ActorContext<HostMessage>): void {
@@ -99,7 +104,7 @@ export class Host implements Actor<HostMessage> {
     const { reporter } = message;
     let sentinel;
     try {
-      sentinel = await sentinelFromSpec(message.spec);
+      sentinel = await sentinelFromSpec(message.spec, this.access);
     } catch (error) {
       message.replyTo.tell({ type: 'host.failed', error: toErrorInfo(error) });
       return;

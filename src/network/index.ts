@@ -62,7 +62,6 @@ export {
   type RemoteAttachmentEvents,
 } from './discovery.js';
 export {
-  DEFAULT_REMOTE_OPTIMIZER,
   hostGates,
   type HostedGate,
   type HostedGates,

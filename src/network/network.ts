@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ActorSystem, type ActorRef, type Message } from '../actor/index.js';
 import { ActorStoppedError, AkkordeonError, fromErrorInfo, InvalidArgumentError, toErrorInfo, TransportError } from '../errors.js';
 import { Gate } from '../gate/index.js';
-import { createOptimizer, DCASGD, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
+import { createOptimizer, DEFAULT_OPTIMIZER, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
 import { type GateDetached, type GateMessage, type GateState, type SentinelReply, type ShardInfo } from '../protocol.js';
 import { EventEmitter } from 'eventemitter3';
 import type { Sentinel, SentinelEvents, SentinelMessage, SentinelSummary } from '../sentinel/index.js';
@@ -35,7 +35,7 @@ export interface NetworkOptions {
   gates: GateSpec[];
   /**
    * Each gate's optimizer: a spec (`{ type: 'dcasgd', learningRate: 0.02, momentum: 0.9 }`) or a
-   * factory; default DC-ASGD (adaptive) with learning rate 0.1. Gates off the main thread need a spec.
+   * factory; default `DEFAULT_OPTIMIZER` (DC-ASGD, learning rate 0.03, momentum 0.9). Gates off the main thread need a spec.
    */
   optimizer?: OptimizerSpec | (() => Optimizer);
   /** Actor system to host the gates; default a new one. */
@@ -135,7 +135,7 @@ export class Network {
       this.nodes = [];
       this.gateNodes = new Map();
       this.shards = new Map();
-      const makeOptimizer = typeof options.optimizer === 'function' ? options.optimizer : options.optimizer ? () => createOptimizer(options.optimizer as OptimizerSpec) : () => new DCASGD({ learningRate: 0.1 });
+      const makeOptimizer = typeof options.optimizer === 'function' ? options.optimizer : options.optimizer ? () => createOptimizer(options.optimizer as OptimizerSpec) : () => createOptimizer(DEFAULT_OPTIMIZER);
       let shape = options.inputShape;
       const logic = options.gates.map((spec, i) => {
         const gate = new Gate({

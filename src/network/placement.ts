@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ActorRef, ActorSystem } from '../actor/index.js';
 import { fromErrorInfo, InvalidArgumentError, TransportError } from '../errors.js';
 import { createLayer, Gate, type GateConfig, type LayerConfig, layerConfig } from '../gate/index.js';
-import { createOptimizer, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
+import { createOptimizer, DEFAULT_OPTIMIZER, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
 import type { GateMessage, GateStateSet, ShardInfo } from '../protocol.js';
 import type { NodeOptions, RemoteNode } from '../transport/channel.js';
 import { spawnProcessNode } from '../transport/process.js';
@@ -307,7 +307,7 @@ export function splitPlacement(costs: number[], units: (number | undefined)[], p
  * @throws InvalidArgumentError for a gate off the main thread whose optimizer is a factory.
  */
 export function planGates(options: NetworkOptions, specs: PlacementSpec[]): GatePlan[] {
-  const shared = options.optimizer ?? { type: 'dcasgd', learningRate: 0.1 };
+  const shared = options.optimizer ?? DEFAULT_OPTIMIZER;
   return options.gates.map((gate, i) => {
     const main = specs[i]?.kind === 'main';
     if (!main && !gate.optimizer && typeof shared === 'function') {

@@ -12,8 +12,8 @@ import { EventEmitter } from 'eventemitter3';
 import type { ActorRef } from '../actor/index.js';
 import { describeError, InvalidArgumentError } from '../errors.js';
 import { Gate } from '../gate/index.js';
-import { mnistModel, type MnistModelName } from '../models/index.js';
-import { createOptimizer, type OptimizerSpec } from '../optim/index.js';
+import { describeFingerprint, mnistDescription, type MnistModelName, type NetworkDescription, networkGates } from '../models/index.js';
+import { createOptimizer, DEFAULT_OPTIMIZER, type OptimizerSpec } from '../optim/index.js';
 import { balancedPlacement, deployGates, gateCosts, type PlacementSpec, shardableUnits } from './placement.js';
 import type { NamedTensor } from '../optim/index.js';
 import type { GateDetached, GateMessage, GateState, ShardInfo } from '../protocol.js';
@@ -21,19 +21,20 @@ import { type AskGate, type Checkpointable, getGateStates, loadCheckpoint, setGa
 import type { NatsNode } from '../transport/nats.js';
 import { announceSubject, type DiscoveredGate, discoverNetwork, listSlices, parseSlice, type RegistrySlice, serveRegistry, sliceConflict } from './discovery.js';
 
-/** The optimizer gates get when none is given: DC-ASGD (adaptive), learning rate 0.02, momentum 0.9. */
-export const DEFAULT_REMOTE_OPTIMIZER: OptimizerSpec = { type: 'dcasgd', learningRate: 0.02, momentum: 0.9 };
 
 /** Options of {@link hostGates}. */
 export interface HostGatesOptions {
-  /** A named MNIST model (input `[784]`). */
-  model: MnistModelName;
+  /**
+   * The network: a {@link NetworkDescription} (any input shape and layers, e.g. from
+   * `loadNetworkDescription`), or the name of a built-in MNIST model (input `[784]`).
+   */
+  model: NetworkDescription | MnistModelName;
   /** First and last gate index hosted here (inclusive); default the whole network. */
   from?: number;
   to?: number;
-  /** Each gate's optimizer; default {@link DEFAULT_REMOTE_OPTIMIZER}. */
+  /** Each gate's optimizer; default the description's, else `DEFAULT_OPTIMIZER`. */
   optimizer?: OptimizerSpec;
-  /** Seed of the initial weights (and gate i's dropout: seed + i). Default 1. */
+  /** Seed of gate i's dropout (seed + i), and of a built-in model's initial weights. Default 1. */
   seed?: number;
   checkFinite?: boolean;
   /** How often wiring asks the registry for missing neighbours, ms. Default 500. */
@@ -138,23 +139,26 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
   const { system, namespace: network } = nats;
   const log = options.log ?? ((line: string) => console.log(line));
   const seed = options.seed ?? 1;
-  const specs = mnistModel(options.model, seed);
+  const description = typeof options.model === 'string' ? mnistDescription(options.model, seed) : options.model;
+  // A built-in model keeps its name on the registry; any other is named with its fingerprint, so that two hosts of different architectures under one name conflict.
+  const model = typeof options.model === 'string' ? options.model : `${description.name}#${describeFingerprint(description)}`;
+  const specs = networkGates(description);
   const total = specs.length;
   const from = options.from ?? 0;
   const to = options.to ?? total - 1;
   if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from <= to && to < total)) {
-    throw new InvalidArgumentError(`Gates ${from}-${to} are not in model '${options.model}', which has gates 0-${total - 1}.`);
+    throw new InvalidArgumentError(`Gates ${from}-${to} are not in model '${model}', which has gates 0-${total - 1}.`);
   }
   const threads = options.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1) throw new InvalidArgumentError(`threads must be a positive integer, got ${threads}.`);
   const probeMs = options.probeMs ?? 300;
   if (probeMs > 0) {
-    const planned = { node: system.node, model: options.model, total, from, to };
+    const planned = { node: system.node, model, total, from, to };
     const conflict = sliceConflict(network, nats.servers.join(', '), planned, await listSlices(nats, network, probeMs));
     if (conflict) throw conflict;
   }
-  const shapes = chainShapes(specs, [784]);
-  const optimizer = options.optimizer ?? DEFAULT_REMOTE_OPTIMIZER;
+  const shapes = chainShapes(specs, description.inputShape);
+  const optimizer = options.optimizer ?? description.optimizer ?? DEFAULT_OPTIMIZER;
   const hosted = specs.slice(from, to + 1);
   const placement: PlacementSpec[] =
     threads > 1 ? balancedPlacement(gateCosts(hosted, shapes[from] as number[]), hosted.map((g) => shardableUnits(g.layers)), threads) : hosted.map(() => ({ kind: 'main' }));
@@ -207,7 +211,7 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
     node: system.node,
     total,
     wired,
-    model: options.model,
+    model,
     gates: gates.map(({ index, ref, inputShape, outputShape }) => ({ index, id: ref.id, name: ref.name, inputShape, outputShape, ...(ref.node !== system.node ? { node: ref.node } : {}) })),
   });
   const remote = (g?: DiscoveredGate) => (g ? system.ref<GateMessage>(g.id, g.name, g.node) : undefined);
@@ -229,7 +233,7 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
   };
   const warned = new Set<string>();
   const warnConflict = (s: RegistrySlice) => {
-    const conflict = sliceConflict(network, nats.servers.join(', '), { node: system.node, model: options.model, total, from, to }, [s], true);
+    const conflict = sliceConflict(network, nats.servers.join(', '), { node: system.node, model, total, from, to }, [s], true);
     if (!conflict || warned.has(s.node)) return;
     warned.add(s.node);
     log(`network ${network}: CONFLICT: ${conflict.message} Sentinels refuse this network until then.`);
@@ -241,7 +245,7 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
       const key = g.index === from - 1 ? 'previous' : g.index === to + 1 ? 'next' : undefined;
       const known = key && neighbours[key];
       const node = g.node ?? s.node;
-      if (key && (!known || known.node !== node || known.id !== g.id) && s.total === total && (s.model === undefined || s.model === options.model)) {
+      if (key && (!known || known.node !== node || known.id !== g.id) && s.total === total && (s.model === undefined || s.model === model)) {
         neighbours[key] = { ...g, node };
         changed = true;
       }

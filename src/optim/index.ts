@@ -13,4 +13,4 @@ export {
   type SGDOptions,
 } from './optimizers.js';
 export { fusedKernelsActive, loadFusedKernels, useFusedKernels } from './fused.js';
-export { createOptimizer, type CosineScheduleSpec, type LearningRateSpec, type OptimizerSpec } from './spec.js';
+export { createOptimizer, DEFAULT_OPTIMIZER, type CosineScheduleSpec, type LearningRateSpec, type OptimizerSpec } from './spec.js';

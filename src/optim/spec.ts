@@ -24,6 +24,13 @@ export type OptimizerSpec =
   | { type: 'adam'; learningRate?: LearningRateSpec; beta1?: number; beta2?: number; epsilon?: number }
   | ({ type: 'dcasgd'; learningRate: LearningRateSpec } & Omit<DCASGDOptions, 'learningRate'>);
 
+/**
+ * The optimizer every gate gets when none is given, in one process or many: DC-ASGD (adaptive
+ * variant; Zheng et al., ICML 2017) with learning rate 0.03 and momentum 0.9, the settings of
+ * `npm run simple` (which adds a warm-up and cosine decay).
+ */
+export const DEFAULT_OPTIMIZER: OptimizerSpec = Object.freeze({ type: 'dcasgd', learningRate: 0.03, momentum: 0.9 });
+
 function learningRate(spec: LearningRateSpec): number | LearningRateSchedule {
   if (typeof spec === 'number') return spec;
   if (spec?.type === 'cosine') return cosineDecay(spec);

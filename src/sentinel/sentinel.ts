@@ -10,7 +10,7 @@ import type { Actor, ActorContext, ActorRef } from '../actor/index.js';
 import type { Batch, DataProvider } from '../data/index.js';
 import { fromErrorInfo, InvalidArgumentError, toErrorInfo } from '../errors.js';
 import type { ErrorInfo, GateMessage, SentinelReply } from '../protocol.js';
-import { accuracy, type Loss, type Metric, softmaxCrossEntropy } from './loss.js';
+import { accuracy, LOSSES, type Loss, meanSquaredError, type Metric, softmaxCrossEntropy } from './loss.js';
 import { type BatchFigures, EpochMeter, type EpochStats } from './stats.js';
 
 /** What a sentinel does with its data. */
@@ -26,8 +26,8 @@ export interface SentinelOptions {
   batchSize?: number;
   /** Batches in flight at once (default 1 for evaluation, 4 for training). */
   concurrency?: number;
-  /** Default softmax cross-entropy. */
-  loss?: Loss;
+  /** A loss, or its name in `LOSSES`; default softmax cross-entropy for class labels (`data.numClasses` set), else mean squared error. */
+  loss?: Loss | 'softmaxCrossEntropy' | 'meanSquaredError';
   /** Default `[accuracy]` for classification data, else none. */
   metrics?: Metric[];
   /** Passes over the data (epochs) before the sentinel finishes. Default 1. */
@@ -115,13 +115,19 @@ function reached(stats: EpochStats, target: NonNullable<SentinelOptions['target'
   return (target.atLeast === undefined || value >= target.atLeast) && (target.atMost === undefined || value <= target.atMost);
 }
 
+function namedLoss(name: string): Loss {
+  const loss = LOSSES[name];
+  if (!loss) throw new InvalidArgumentError(`Unknown loss '${name}'; use one of ${Object.keys(LOSSES).join(', ')}.`);
+  return loss;
+}
+
 /** Sentinel actor logic; attach it to a network with `network.attach(sentinel)`. */
 export class Sentinel implements Actor<SentinelMessage> {
   readonly events = new EventEmitter<SentinelEvents>();
   /** Resolves with the summary when the sentinel finishes; rejects on a batch error (mode `stop`). */
   readonly done: Promise<SentinelSummary>;
-  readonly options: Required<Omit<SentinelOptions, 'target' | 'timeLimitMs' | 'batchTimeoutMs'>> &
-    Pick<SentinelOptions, 'target' | 'timeLimitMs' | 'batchTimeoutMs'>;
+  readonly options: Required<Omit<SentinelOptions, 'target' | 'timeLimitMs' | 'batchTimeoutMs' | 'loss'>> &
+    Pick<SentinelOptions, 'target' | 'timeLimitMs' | 'batchTimeoutMs'> & { loss: Loss };
   private resolve!: (summary: SentinelSummary) => void;
   private reject!: (error: Error) => void;
   private first?: ActorRef<GateMessage>;
@@ -150,14 +156,14 @@ export class Sentinel implements Actor<SentinelMessage> {
     this.options = {
       batchSize: 128,
       concurrency: training ? 4 : 1,
-      loss: softmaxCrossEntropy,
-      metrics: options.data.numClasses !== undefined || options.mode !== 'predict' ? [accuracy] : [],
+      metrics: options.data.numClasses !== undefined ? [accuracy] : [],
       epochs: 1,
       trigger: 'auto',
       shuffle: training,
       onBatchError: 'stop',
       now: () => performance.now(),
       ...options,
+      loss: typeof options.loss === 'string' ? namedLoss(options.loss) : (options.loss ?? (options.data.numClasses !== undefined ? softmaxCrossEntropy : meanSquaredError)),
     };
     const { batchSize, concurrency, epochs } = this.options;
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new InvalidArgumentError(`Invalid batch size: ${batchSize}. Use a positive integer.`);

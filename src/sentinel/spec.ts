@@ -5,24 +5,13 @@
  * classification).
  */
 import * as tf from '@tensorflow/tfjs';
-import { loadMnist, resolveMnistDir } from '../data/mnist.js';
-import { ArrayProvider } from '../data/provider.js';
+import { type DataAccess, type DataSpec, providerFromSpec } from '../data/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { LOSSES } from './loss.js';
 import { Sentinel, type SentinelOptions } from './sentinel.js';
 
-/**
- * Where a placed sentinel's samples come from.
- * - `mnist`: the node reads MNIST itself from `dir` (default: `MNIST_DIR`, else `data/mnist`),
- *   images `from` (default 0) to `to` (exclusive, default all) of `split`, each pixel in `[0, 1]`
- *   times `scale` (default 1). Nothing large crosses to the node.
- * - `tensors`: inputs `x` (`[samples, ...inputShape]`, float32) and labels `y` (`[samples]`,
- *   int32, with `numClasses`) or targets (`[samples, ...]`, float32). They travel with the
- *   request (transferred to a worker thread, copied to a child process); the node owns them.
- */
-export type SentinelDataSpec =
-  | { kind: 'mnist'; split: 'train' | 'test'; dir?: string; from?: number; to?: number; scale?: number; seed?: number }
-  | { kind: 'tensors'; x: tf.Tensor; y: tf.Tensor; numClasses?: number; seed?: number };
+/** Where a placed sentinel's samples come from: any {@link DataSpec} (MNIST, tensors sent along, CSV, JSON-lines or IDX files, or a provider module on the node). */
+export type SentinelDataSpec = DataSpec;
 
 /** A sentinel as data: {@link SentinelOptions} without functions, with its data as a {@link SentinelDataSpec}. */
 export interface SentinelSpec {
@@ -33,7 +22,7 @@ export interface SentinelSpec {
   batchSize?: number;
   concurrency?: number;
   epochs?: number;
-  /** A name from `LOSSES` (default `'softmaxCrossEntropy'`). */
+  /** A name from `LOSSES`; default `'softmaxCrossEntropy'` for class labels, else `'meanSquaredError'`. */
   loss?: string;
   target?: { metric: string; atLeast?: number; atMost?: number };
   timeLimitMs?: number;
@@ -48,38 +37,30 @@ export function specTensors(spec: SentinelSpec): tf.Tensor[] {
   return spec.data.kind === 'tensors' ? [spec.data.x, spec.data.y] : [];
 }
 
+/** The loss a sentinel gets when none is named: softmax cross-entropy for class labels, else mean squared error. */
+export function defaultLoss(data: { numClasses?: number }): 'softmaxCrossEntropy' | 'meanSquaredError' {
+  return data.numClasses !== undefined ? 'softmaxCrossEntropy' : 'meanSquaredError';
+}
+
 /**
- * Builds the sentinel a spec describes, loading its data. The spec's tensors are consumed.
- * @throws InvalidArgumentError for an unknown mode, loss or data kind, or an MNIST range outside
- *   the split; DataFormatError when the MNIST files are missing or malformed; the provider's and
+ * Builds the sentinel a spec describes, loading its data on this node (paths checked against
+ * `access`). The spec's tensors are consumed.
+ * @throws InvalidArgumentError for an unknown mode, loss or data kind, a refused path, or a range
+ *   outside the data; DataFormatError when the MNIST files are missing or malformed; the provider's and
  *   the sentinel's named errors for bad data or options.
  */
-export async function sentinelFromSpec(spec: SentinelSpec): Promise<Sentinel> {
+export async function sentinelFromSpec(spec: SentinelSpec, access: DataAccess = {}): Promise<Sentinel> {
   try {
     if (!['train', 'validate', 'test'].includes(spec.mode)) {
       throw new InvalidArgumentError(`A placed sentinel's mode must be 'train', 'validate' or 'test', not '${String(spec.mode)}'; run predict sentinels where their outputs are wanted.`);
     }
-    const loss = LOSSES[spec.loss ?? 'softmaxCrossEntropy'];
-    if (!loss) throw new InvalidArgumentError(`Unknown loss '${spec.loss}'; use one of ${Object.keys(LOSSES).join(', ')}.`);
-    const data = await providerFromSpec(spec.data);
+    if (spec.loss !== undefined && !LOSSES[spec.loss]) throw new InvalidArgumentError(`Unknown loss '${spec.loss}'; use one of ${Object.keys(LOSSES).join(', ')}.`);
+    const data = await providerFromSpec(spec.data, access);
+    const loss = LOSSES[spec.loss ?? defaultLoss(data)] as (typeof LOSSES)[string];
     const { data: _data, loss: _loss, ...rest } = spec;
     const options: SentinelOptions = { ...rest, data, loss };
     return new Sentinel(options);
   } finally {
     tf.dispose(specTensors(spec));
   }
-}
-
-async function providerFromSpec(data: SentinelDataSpec): Promise<ArrayProvider> {
-  if (data.kind === 'tensors') return new ArrayProvider({ x: data.x, y: data.y, numClasses: data.numClasses, seed: data.seed });
-  if (data.kind !== 'mnist') throw new InvalidArgumentError(`Unknown sentinel data kind '${String((data as { kind?: unknown }).kind)}'; use 'mnist' or 'tensors'.`);
-  const split = await loadMnist(resolveMnistDir(data.dir), data.split);
-  const from = data.from ?? 0;
-  const to = data.to ?? split.count;
-  if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from < to && to <= split.count)) {
-    throw new InvalidArgumentError(`MNIST ${data.split} images ${from}-${to} are not in the split, which has ${split.count}; use 0 <= from < to <= ${split.count}.`);
-  }
-  const scale = data.scale ?? 1;
-  const x = split.images.subarray(from * 784, to * 784).map((v) => v * scale);
-  return new ArrayProvider({ x, y: split.labels.subarray(from, to), inputShape: [784], numClasses: 10, seed: data.seed });
 }

@@ -1,0 +1,130 @@
+/**
+ * Data as data: a {@link DataSpec} says where a sentinel's samples come from, so that a worker
+ * thread, a child process or a host on another machine can build the provider itself. Files
+ * and modules are read on the node that builds the provider; no code ever travels, and a node
+ * can restrict which of its directories a spec may name ({@link DataAccess}).
+ */
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type * as tf from '@tensorflow/tfjs';
+import { InvalidArgumentError } from '../errors.js';
+import { type Dataset, datasetProvider, readCsv, readIdxPair, readJsonl, sliceDataset } from './files.js';
+import { loadMnist, resolveMnistDir } from './mnist.js';
+import { ArrayProvider, type DataProvider } from './provider.js';
+
+/** A range of samples (`from` inclusive, `to` exclusive; default all) and the shuffle seed. */
+interface Range {
+  from?: number;
+  to?: number;
+  seed?: number;
+}
+
+/**
+ * Where a sentinel's samples come from.
+ * - `mnist`: MNIST read on the node from `dir` (default `MNIST_DIR`, else `data/mnist`), images
+ *   of `split` with each pixel in `[0, 1]` times `scale` (default 1).
+ * - `tensors`: inputs `x` (`[samples, ...inputShape]`, float32) and labels `y` (`[samples]` int32
+ *   with `numClasses`) or targets (`[samples, ...]` float32), sent along; the node owns them.
+ * - `csv`: a CSV file of numbers on the node ({@link readCsv}).
+ * - `jsonl`: a JSON-lines file on the node, one `{"x": [...], "y": ...}` per line ({@link readJsonl}).
+ * - `idx`: an IDX inputs file and an IDX labels file on the node ({@link readIdxPair}).
+ * - `module`: a JavaScript/TypeScript module on the node whose export `export` (default
+ *   `'default'`) is a {@link DataProvider}, or a function of `options` that returns one (or a
+ *   promise of one).
+ */
+export type DataSpec =
+  | ({ kind: 'mnist'; split: 'train' | 'test'; dir?: string; scale?: number } & Range)
+  | { kind: 'tensors'; x: tf.Tensor; y: tf.Tensor; numClasses?: number; seed?: number }
+  | ({ kind: 'csv'; path: string; target?: string | number | (string | number)[]; features?: (string | number)[]; classes?: number; delimiter?: string; header?: boolean } & Range)
+  | ({ kind: 'jsonl'; path: string; x?: string; y?: string; classes?: number } & Range)
+  | ({ kind: 'idx'; images: string; labels: string; scale?: number; classes?: number } & Range)
+  | { kind: 'module'; path: string; export?: string; options?: Record<string, unknown> };
+
+/** The data kinds of a {@link DataSpec}. */
+export const DATA_KINDS = ['mnist', 'tensors', 'csv', 'jsonl', 'idx', 'module'] as const;
+
+/**
+ * What a node lets a {@link DataSpec} read. `roots` undefined: any path (a worker thread or child
+ * process started by this user); otherwise every file, directory and module must lie inside one of
+ * `roots` (a host serving requests from other machines).
+ */
+export interface DataAccess {
+  roots?: string[];
+}
+
+/**
+ * Resolves a spec's path against the node's working directory and checks it against `access`.
+ * @throws InvalidArgumentError for a path outside every root.
+ */
+export function allowedPath(file: string, access: DataAccess = {}): string {
+  const resolved = path.resolve(file);
+  if (access.roots === undefined) return resolved;
+  const inside = access.roots.some((root) => {
+    const relative = path.relative(path.resolve(root), resolved);
+    return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+  });
+  if (!inside) {
+    const where = access.roots.length === 0 ? 'this node allows no data files from other nodes (start it with --data-root DIR)' : `this node reads data only under ${access.roots.join(', ')}`;
+    throw new InvalidArgumentError(`Data path ${file} is refused: ${where}.`);
+  }
+  return resolved;
+}
+
+const isProvider = (value: unknown): value is DataProvider =>
+  typeof value === 'object' && value !== null && typeof (value as DataProvider).batches === 'function' && Number.isInteger((value as DataProvider).size) && Array.isArray((value as DataProvider).inputShape);
+
+/**
+ * Imports a provider module from this node's disk.
+ * @throws InvalidArgumentError when the module cannot be imported, lacks the export, or the export
+ *   is neither a provider nor a function returning one.
+ */
+export async function loadProviderModule(file: string, exportName = 'default', options: Record<string, unknown> = {}): Promise<DataProvider> {
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (error) {
+    throw new InvalidArgumentError(`Cannot import the data module ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  const value = module[exportName];
+  const provider = typeof value === 'function' ? await (value as (o: Record<string, unknown>) => unknown)(options) : value;
+  if (!isProvider(provider)) {
+    throw new InvalidArgumentError(`The export '${exportName}' of ${file} is not a DataProvider (an object with size, inputShape and batches()) or a function returning one.`);
+  }
+  return provider;
+}
+
+function ranged(ds: Dataset, spec: Range): Dataset {
+  const n = ds.x.length / ds.inputShape.reduce((a, b) => a * b, 1);
+  return spec.from === undefined && spec.to === undefined ? ds : sliceDataset(ds, spec.from ?? 0, spec.to ?? n);
+}
+
+/**
+ * Builds the provider a spec describes, reading its files on this node. A `tensors` spec's
+ * tensors are read, not disposed (the caller owns them).
+ * @throws InvalidArgumentError for an unknown kind, a path refused by `access`, or a range outside
+ *   the data; DataFormatError for missing or malformed files; the provider's named errors
+ *   (LabelRangeError, NonFiniteError, ShapeMismatchError) for bad data.
+ */
+export async function providerFromSpec(spec: DataSpec, access: DataAccess = {}): Promise<DataProvider> {
+  switch (spec.kind) {
+    case 'tensors':
+      return new ArrayProvider({ x: spec.x, y: spec.y, numClasses: spec.numClasses, seed: spec.seed });
+    case 'mnist': {
+      const dir = spec.dir === undefined ? resolveMnistDir() : allowedPath(spec.dir, access);
+      const split = await loadMnist(dir, spec.split);
+      const scale = spec.scale ?? 1;
+      const ds = ranged({ x: split.images, y: split.labels, inputShape: [784], numClasses: 10 }, spec);
+      return datasetProvider({ ...ds, x: ds.x.map((v) => v * scale) }, spec.seed);
+    }
+    case 'csv':
+      return datasetProvider(ranged(await readCsv(allowedPath(spec.path, access), spec), spec), spec.seed);
+    case 'jsonl':
+      return datasetProvider(ranged(await readJsonl(allowedPath(spec.path, access), spec), spec), spec.seed);
+    case 'idx':
+      return datasetProvider(ranged(await readIdxPair(allowedPath(spec.images, access), allowedPath(spec.labels, access), spec), spec), spec.seed);
+    case 'module':
+      return loadProviderModule(allowedPath(spec.path, access), spec.export, spec.options);
+    default:
+      throw new InvalidArgumentError(`Unknown data kind '${String((spec as { kind?: unknown }).kind)}'; use one of ${DATA_KINDS.join(', ')}.`);
+  }
+}
