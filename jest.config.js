@@ -6,7 +6,12 @@
 export default {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleNameMapper: {
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+    // The package's self-reference, as tsconfig's paths map it for tsc and tsx.
+    '^akkordeon$': '<rootDir>/src/index.ts',
+    '^akkordeon/(.*)$': '<rootDir>/src/$1/index.ts',
+  },
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true, diagnostics: false }],
   },
