@@ -7,6 +7,7 @@ export * from './errors.js';
 export { BACKENDS, initBackend, type BackendName } from './backend.js';
 export * from './actor/index.js';
 export * from './optim/index.js';
+export { fusedKernelsActive, loadFusedKernels, useFusedKernels } from './kernels/index.js';
 export * from './gate/index.js';
 export * from './sentinel/index.js';
 export * from './data/index.js';

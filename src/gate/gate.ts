@@ -25,7 +25,7 @@ import {
   toErrorInfo,
 } from '../errors.js';
 import type { Optimizer } from '../optim/index.js';
-import { allFinite } from '../optim/fused.js';
+import { allFinite } from '../kernels/index.js';
 import type {
   ErrorInfo,
   GateAbort,
