@@ -14,5 +14,22 @@ export * from './data/index.js';
 export * from './network/index.js';
 export * from './models/index.js';
 export * from './transport/index.js';
-export { answerInvalid, protocolValidator, type SchemaLimits } from './schema.js';
-export type * from './protocol.js';
+export {
+  bytesToFrame,
+  CHUNK_HEADER_BYTES,
+  CHUNK_MAGIC,
+  Chunker,
+  DEFAULT_LIMITS,
+  decodeMessage,
+  encodeMessage,
+  frameToBytes,
+  isChunk,
+  LIMITS,
+  Reassembler,
+  wireCodec,
+  type CodecLimits,
+  type Frame,
+  type Limits,
+  type ReassemblerOptions,
+} from './wire/index.js';
+export * from './protocol/index.js';

@@ -22,7 +22,7 @@ import { Host, HOST_ID } from '../network/host.js';
 import { periodicCheckpoints } from '../network/checkpoint.js';
 import { DEFAULT_REMOTE_OPTIMIZER, hostGates } from '../network/remote.js';
 import type { OptimizerSpec } from '../optim/index.js';
-import { answerInvalid, protocolValidator } from '../schema.js';
+import { answerInvalid, protocolValidator } from '../protocol/schema.js';
 import { connectNats, type NatsNode, type NatsOptions } from '../transport/nats.js';
 import { mnistModelName, nonNegative, positiveInt } from './flags.js';
 

@@ -15,7 +15,7 @@ import { describeError } from '../errors.js';
 import { initBackend } from '../backend.js';
 import { ArrayProvider, ensureMnist, loadMnist, resolveMnistDir } from '../data/index.js';
 import { attachRemote } from '../network/discovery.js';
-import { answerInvalid, protocolValidator } from '../schema.js';
+import { answerInvalid, protocolValidator } from '../protocol/schema.js';
 import { Sentinel, type SentinelSummary } from '../sentinel/index.js';
 import { connectNats } from '../transport/nats.js';
 import { nonNegative, positiveInt } from './flags.js';

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ActorRef, Message } from '../actor/index.js';
 import { CheckpointMismatchError, DataFormatError, describeError, fromErrorInfo, InvalidArgumentError } from '../errors.js';
 import type { NamedTensor } from '../optim/index.js';
-import type { GateMessage, GateState, GateStateSet } from '../protocol.js';
+import type { GateMessage, GateState, GateStateSet } from '../protocol/messages.js';
 
 /** Asks one gate and resolves with its reply (with the caller's timeout and failure handling). */
 export type AskGate = <R extends Message>(gate: ActorRef<GateMessage>, build: (replyTo: ActorRef<R>) => GateMessage) => Promise<R>;

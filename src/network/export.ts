@@ -8,7 +8,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { DataFormatError, InvalidArgumentError } from '../errors.js';
 import { createLayer } from '../gate/index.js';
-import type { GateState } from '../protocol.js';
+import type { GateState } from '../protocol/messages.js';
 import { disposeStates, writeDirectoryAtomically } from './checkpoint.js';
 import type { Network } from './network.js';
 

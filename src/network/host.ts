@@ -6,7 +6,7 @@
 import type { Actor, ActorContext, ActorFailed, ActorRef } from '../actor/index.js';
 import { describeError, toErrorInfo, type ErrorInfo } from '../errors.js';
 import { gateFromConfig, type GateConfig } from '../gate/index.js';
-import type { GateMessage } from '../protocol.js';
+import type { GateMessage } from '../protocol/messages.js';
 import type { SentinelMessage } from '../sentinel/sentinel.js';
 import { type SentinelSpec, sentinelFromSpec } from '../sentinel/spec.js';
 

@@ -9,7 +9,7 @@ import { ActorSystem, type ActorRef, type Message } from '../actor/index.js';
 import { ActorStoppedError, AkkordeonError, fromErrorInfo, InvalidArgumentError, toErrorInfo, TransportError } from '../errors.js';
 import { Gate } from '../gate/index.js';
 import { createOptimizer, DCASGD, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
-import { type GateDetached, type GateMessage, type GateState, type SentinelReply, type ShardInfo } from '../protocol.js';
+import { type GateDetached, type GateMessage, type GateState, type SentinelReply, type ShardInfo } from '../protocol/messages.js';
 import { EventEmitter } from 'eventemitter3';
 import type { Sentinel, SentinelEvents, SentinelMessage, SentinelSummary } from '../sentinel/index.js';
 import { type SentinelSpec, specTensors } from '../sentinel/spec.js';

@@ -11,7 +11,7 @@ import type { ActorRef, ActorSystem } from '../actor/index.js';
 import { fromErrorInfo, InvalidArgumentError, TransportError } from '../errors.js';
 import { createLayer, Gate, type GateConfig, type LayerConfig, layerConfig } from '../gate/index.js';
 import { createOptimizer, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
-import type { GateMessage, GateStateSet, ShardInfo } from '../protocol.js';
+import type { GateMessage, GateStateSet, ShardInfo } from '../protocol/messages.js';
 import type { NodeOptions, RemoteNode } from '../transport/channel.js';
 import { spawnProcessNode } from '../transport/process.js';
 import { spawnWorkerNode } from '../transport/worker.js';

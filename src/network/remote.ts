@@ -16,7 +16,7 @@ import { mnistModel, type MnistModelName } from '../models/index.js';
 import { createOptimizer, type OptimizerSpec } from '../optim/index.js';
 import { balancedPlacement, deployGates, gateCosts, type PlacementSpec, shardableUnits } from './placement.js';
 import type { NamedTensor } from '../optim/index.js';
-import type { GateDetached, GateMessage, GateState, ShardInfo } from '../protocol.js';
+import type { GateDetached, GateMessage, GateState, ShardInfo } from '../protocol/messages.js';
 import { type AskGate, type Checkpointable, getGateStates, loadCheckpoint, setGateStates } from './checkpoint.js';
 import type { NatsNode } from '../transport/nats.js';
 import { announceSubject, type DiscoveredGate, discoverNetwork, listSlices, parseSlice, type RegistrySlice, serveRegistry, sliceConflict } from './discovery.js';

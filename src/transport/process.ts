@@ -7,7 +7,7 @@
 import { fork } from 'node:child_process';
 import { constants } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import type { ActorSystem } from '../actor/system.js';
+import type { ActorSystem } from '../actor/index.js';
 import { type Channel, childNodeId, connectNode, type NodeConfig, type NodeOptions, type RemoteNode } from './channel.js';
 import { NODE_ENTRY, nodeScript, resolveModules } from './worker.js';
 

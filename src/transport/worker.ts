@@ -7,7 +7,7 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import type { ActorSystem } from '../actor/system.js';
+import type { ActorSystem } from '../actor/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { type Channel, childNodeId, connectNode, type NodeConfig, type NodeOptions, type RemoteNode } from './channel.js';
 

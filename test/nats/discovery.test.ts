@@ -14,7 +14,7 @@ import { CheckpointMismatchError, GateConflictError, TransportError } from '../.
 import { saveCheckpoint } from '../../src/network/checkpoint.js';
 import { attachRemote, discoverNetwork } from '../../src/network/discovery.js';
 import { hostGates, type HostedGates } from '../../src/network/remote.js';
-import type { GateMessage, SentinelReply } from '../../src/protocol.js';
+import type { GateMessage, SentinelReply } from '../../src/protocol/messages.js';
 import { Sentinel } from '../../src/sentinel/index.js';
 import { connectNats, type NatsNode } from '../../src/transport/nats.js';
 import { setupBackend } from '../helpers.js';

@@ -7,7 +7,7 @@ import { ActorSystem } from '../../src/actor/index.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 import type { HostMessage, HostReply } from '../../src/network/index.js';
 import { childNodeId } from '../../src/transport/channel.js';
-import { encodeMessage } from '../../src/transport/index.js';
+import { encodeMessage } from '../../src/wire/index.js';
 import { spawnWorkerNode } from '../../src/transport/worker.js';
 import { setupBackend } from '../helpers.js';
 import { relayPair, transportConformance } from './conformance.js';
