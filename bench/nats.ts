@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem } from '../src/actor/index.js';
-import { attachRemote } from '../src/network/index.js';
+import { attachRemote } from '../src/cluster/index.js';
 import { protocolValidator } from '../src/protocol/schema.js';
 import type { Sentinel } from '../src/sentinel/index.js';
 import { connectNats, type NatsNode } from '../src/transport/nats.js';

@@ -11,7 +11,10 @@ export { fusedKernelsActive, loadFusedKernels, useFusedKernels } from './kernels
 export * from './gate/index.js';
 export * from './sentinel/index.js';
 export * from './data/index.js';
+export * from './deploy/index.js';
 export * from './network/index.js';
+export * from './persist/index.js';
+export * from './cluster/index.js';
 export * from './models/index.js';
 export * from './transport/index.js';
 export {

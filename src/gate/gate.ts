@@ -43,7 +43,7 @@ import type {
   PrimaryInfo,
   SentinelReply,
   ShardInfo,
-} from '../protocol/messages.js';
+} from '../protocol/index.js';
 import { concatLastAxis, splitLastAxis } from './shards.js';
 import { GateModule, type ForwardState } from './module.js';
 

@@ -9,7 +9,7 @@ import { EventEmitter } from 'eventemitter3';
 import type { Actor, ActorContext, ActorRef } from '../actor/index.js';
 import type { Batch, DataProvider } from '../data/index.js';
 import { fromErrorInfo, InvalidArgumentError, toErrorInfo } from '../errors.js';
-import type { ErrorInfo, GateMessage, SentinelReply } from '../protocol/messages.js';
+import type { ErrorInfo, GateMessage, SentinelReply } from '../protocol/index.js';
 import { accuracy, type Loss, type Metric, softmaxCrossEntropy } from './loss.js';
 import { type BatchFigures, EpochMeter, type EpochStats } from './stats.js';
 

@@ -5,8 +5,8 @@
  * classification).
  */
 import * as tf from '@tensorflow/tfjs';
-import { loadMnist, resolveMnistDir } from '../data/mnist.js';
-import { ArrayProvider } from '../data/provider.js';
+import { loadMnist, resolveMnistDir } from '../data/index.js';
+import { ArrayProvider } from '../data/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { LOSSES } from './loss.js';
 import { Sentinel, type SentinelOptions } from './sentinel.js';

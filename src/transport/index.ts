@@ -5,7 +5,7 @@
  * processes and NATS follow the same interface.
  */
 export { connectInMemory } from './memory.js';
-export { spawnWorkerNode, type WorkerNode } from './worker.js';
-export { spawnProcessNode, type ProcessNode } from './process.js';
-export type { NodeOptions, RemoteNode } from './channel.js';
+export { NODE_BOOTSTRAP, startWorkerNode, type WorkerNode } from './worker.js';
+export { startProcessNode, type ProcessNode } from './process.js';
+export { childNodeId, NODE_HOST_ID, type NodeOptions, type RemoteNode } from './channel.js';
 export { connectNats, DEFAULT_MAX_PAYLOAD, natsSubject, NatsNode, SUBJECT_TOKEN, type NatsNodeEvents, type NatsOptions } from './nats.js';

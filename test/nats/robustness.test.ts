@@ -7,8 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem } from '../../src/actor/index.js';
 import { ArrayProvider, loadMnist } from '../../src/data/index.js';
-import { attachRemote } from '../../src/network/discovery.js';
-import { hostGates, type HostedGates } from '../../src/network/remote.js';
+import { attachRemote } from '../../src/cluster/discovery.js';
+import { hostGates, type HostedGates } from '../../src/cluster/remote.js';
 import { protocolValidator } from '../../src/protocol/schema.js';
 import { Sentinel } from '../../src/sentinel/index.js';
 import { bytesToFrame } from '../../src/wire/index.js';

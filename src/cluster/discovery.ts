@@ -16,9 +16,9 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import type { ActorRef } from '../actor/index.js';
 import { GateConflictError, ShapeMismatchError, TransportError } from '../errors.js';
-import type { GateDetached, GateMessage } from '../protocol/messages.js';
+import type { GateDetached, GateMessage } from '../protocol/index.js';
 import type { Sentinel, SentinelMessage, SentinelSummary } from '../sentinel/index.js';
-import { natsSubject, SUBJECT_TOKEN, type NatsNode } from '../transport/nats.js';
+import { natsSubject, SUBJECT_TOKEN, type NatsNode } from '../transport/index.js';
 
 /** One gate as the registry lists it. */
 export interface RegistryGate {

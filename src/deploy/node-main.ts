@@ -9,9 +9,9 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { ActorSystem } from '../actor/index.js';
 import { initBackend } from '../backend.js';
 import { describeError, toErrorInfo } from '../errors.js';
-import { Host, HOST_ID } from '../network/host.js';
+import { Host, HOST_ID } from './host.js';
 import { answerInvalid, protocolValidator } from '../protocol/index.js';
-import { asFrame, ChannelLink, type ControlMessage, type NodeConfig } from './channel.js';
+import { asFrame, ChannelLink, type ControlMessage, type NodeConfig } from '../transport/channel.js';
 import { type Frame, transferList, wireCodec } from '../wire/index.js';
 
 /** Posts to the parent; `sent` runs once the message has left (a child's IPC is asynchronous). */
