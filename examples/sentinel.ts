@@ -1,6 +1,6 @@
 /**
  * `npm run sentinel`: trains, validates or tests a network found by name over NATS (see
- * src/cli/sentinel-app.ts). Example: `npm run sentinel -- train --network mnist --epochs 2`.
+ * src/apps/sentinel-app.ts). Example: `npm run sentinel -- train --network mnist --epochs 2`.
  */
 import { sentinelMain } from '../src/apps/sentinel-app.js';
 import { runMain } from '../src/apps/main.js';

@@ -1,3 +1,4 @@
+// Over 400 lines: the registry protocol and the remote attachment that consumes it are one request/answer exchange.
 /**
  * Discovery of networks over NATS through a registry subject, `akk.<network>.registry`: every
  * process that hosts gates of a network answers a request there with its slice of the network

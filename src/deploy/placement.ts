@@ -1,3 +1,4 @@
+// Over 400 lines: the placement cost model and deployGates share the plan types and shard arithmetic.
 /**
  * Placement of a network's gates on the main thread, in worker threads or in child processes,
  * whole or split by output units into shards. `'auto'` cuts the chain into shares of about equal

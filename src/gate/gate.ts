@@ -1,3 +1,4 @@
+// Over 400 lines: one actor whose forward, backward, shard and state handlers share the per-batch stash.
 /**
  * The gate actor: owns a group of layers and its own optimizer, and serves forward, backward and
  * predict messages for the batches of any number of sentinels. It never waits on a round trip:

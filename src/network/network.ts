@@ -1,3 +1,4 @@
+// Over 400 lines: the Network class is one public entry point (create, attach, predict, state, close).
 /**
  * A network: a chain of gates, plus the sentinels attached to it. Gates run on the main thread
  * (`new Network`) or wherever a placement puts them (`Network.create`: worker threads, child

@@ -84,7 +84,7 @@ describe('spawnProcessNode', () => {
     // A parent process that starts a child node, prints its pid, and waits to be killed.
     const script = [
       "import { ActorSystem } from './src/actor/index.ts';",
-      "import { spawnProcessNode } from './src/transport/process.ts';",
+      "import { spawnProcessNode } from './src/deploy/index.ts';",
       "const child = await spawnProcessNode(new ActorSystem({ name: 'parent' }), { backend: 'cpu' });",
       'console.log(`child ${child.pid}`);',
     ].join('\n');
