@@ -32,7 +32,7 @@ import { handwrittenCompetitor } from './handwritten.js';
 import { natsCompetitor } from './nats.js';
 import { ceilingLine, checks, formatChecks, formatTable, medianRow, type Row, writeJson } from './report.js';
 import { workersCompetitor } from './workers.js';
-import { positiveInt } from '../src/cli/flags.js';
+import { positiveInt } from '../src/apps/flags.js';
 
 const COMPETITORS: Competitor[] = [fitCompetitor, handwrittenCompetitor, akkordeonCompetitor, workersCompetitor, ceilingCompetitor, natsCompetitor];
 const RESULTS_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'results', 'latest.json');

@@ -10,10 +10,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
 import { initBackend } from '../src/backend.js';
-import { positiveInt } from '../src/cli/flags.js';
+import { positiveInt } from '../src/apps/flags.js';
 import { loadMnist } from '../src/data/index.js';
 import { describeError } from '../src/errors.js';
-import { fusedKernelsActive, sparseMatMul } from '../src/optim/fused.js';
+import { fusedKernelsActive, sparseMatMul } from '../src/kernels/fused.js';
 import { findMnistDir, now } from './common.js';
 
 interface Flags {

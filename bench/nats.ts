@@ -12,8 +12,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem } from '../src/actor/index.js';
-import { attachRemote } from '../src/network/index.js';
-import { protocolValidator } from '../src/schema.js';
+import { attachRemote } from '../src/cluster/index.js';
+import { protocolValidator } from '../src/protocol/schema.js';
 import type { Sentinel } from '../src/sentinel/index.js';
 import { connectNats, type NatsNode } from '../src/transport/nats.js';
 import { accuracyOf, type BenchData, type BenchResult, type Competitor, OPTIMIZER, samplesOf, stopwatch, testSentinel, trainProvider, trainSentinel } from './common.js';

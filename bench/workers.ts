@@ -6,7 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { mnistMlp } from '../src/models/index.js';
-import { describePlacement, Network } from '../src/network/index.js';
+import { describePlacement } from '../src/deploy/index.js';
+import { Network } from '../src/network/index.js';
 import { trainOnce } from './akkordeon.js';
 import { accuracyOf, type BenchData, type BenchResult, type Competitor, describeThreadCpu, OPTIMIZER, stopwatch, testSentinel, threadCpuSeconds, trainProvider } from './common.js';
 

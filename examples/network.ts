@@ -1,8 +1,8 @@
 /**
- * `npm run network`: hosts the gates of a named network over NATS (see src/cli/network-app.ts).
+ * `npm run network`: hosts the gates of a named network over NATS (see src/apps/network-app.ts).
  * Example: `npm run network -- --name mnist --model mlp --nats nats://127.0.0.1:4222`.
  */
-import { networkMain } from '../src/cli/network-app.js';
-import { runMain } from '../src/cli/main.js';
+import { networkMain } from '../src/apps/network-app.js';
+import { runMain } from '../src/apps/main.js';
 
 await runMain(() => networkMain(process.argv));

@@ -1,9 +1,9 @@
 /**
  * `npm run sentinel`: trains, validates or tests a network found by name over NATS (see
- * src/cli/sentinel-app.ts). Example: `npm run sentinel -- train --network mnist --epochs 2`.
+ * src/apps/sentinel-app.ts). Example: `npm run sentinel -- train --network mnist --epochs 2`.
  */
-import { sentinelMain } from '../src/cli/sentinel-app.js';
-import { runMain } from '../src/cli/main.js';
+import { sentinelMain } from '../src/apps/sentinel-app.js';
+import { runMain } from '../src/apps/main.js';
 
 await runMain(async () => {
   await sentinelMain(process.argv);

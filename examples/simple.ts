@@ -6,8 +6,9 @@
 import {
   ArrayProvider, Network, Sentinel, ensureMnist, initBackend, loadMnist, mnistModel, resolveMnistDir,
 } from '../src/index.js';
-import { Reporter, parseTrainingArgs, runMain } from '../src/cli/index.js';
-import { describePlacement, exportModel, saveCheckpoint } from '../src/network/index.js';
+import { Reporter, parseTrainingArgs, runMain } from '../src/apps/index.js';
+import { describePlacement } from '../src/deploy/index.js';
+import { exportModel, saveCheckpoint } from '../src/persist/index.js';
 
 await runMain(async () => {
   const args = parseTrainingArgs(process.argv, 'simple', 'Train an MNIST classifier with gates and sentinels.');

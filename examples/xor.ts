@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ArrayProvider, DCASGD, Network, Sentinel, initBackend, meanSquaredError } from '../src/index.js';
-import { runMain } from '../src/cli/index.js';
+import { runMain } from '../src/apps/index.js';
 
 await runMain(async () => {
   console.log(`backend: ${await initBackend()}`);

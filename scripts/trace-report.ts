@@ -8,7 +8,7 @@
  */
 import { Command } from 'commander';
 import { formatTraceSummary, readTrace, summarizeTrace } from '../src/actor/trace.js';
-import { nonNegative, positiveInt } from '../src/cli/flags.js';
+import { nonNegative, positiveInt } from '../src/apps/flags.js';
 import { describeError } from '../src/errors.js';
 
 const program = new Command()

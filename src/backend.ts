@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, InvalidArgumentError } from './errors.js';
-import { loadFusedKernels } from './optim/fused.js';
+import { loadFusedKernels } from './kernels/index.js';
 
 /** The backends akkordeon knows how to start, in order of preference. */
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;

@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CheckpointMismatchError, DataFormatError, InvalidArgumentError } from '../src/errors.js';
-import { loadCheckpoint, periodicCheckpoints, saveCheckpoint, writeDirectoryAtomically } from '../src/network/checkpoint.js';
+import { loadCheckpoint, periodicCheckpoints, saveCheckpoint, writeDirectoryAtomically } from '../src/persist/checkpoint.js';
 import { Network } from '../src/network/index.js';
 import type { NamedTensor } from '../src/optim/index.js';
 import { DCASGD } from '../src/optim/index.js';

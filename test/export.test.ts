@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { DataFormatError } from '../src/errors.js';
-import { exportModel, loadExportedModel, type ExportedModelJSON } from '../src/network/export.js';
+import { exportModel, loadExportedModel, type ExportedModelJSON } from '../src/persist/export.js';
 import { Network } from '../src/network/index.js';
 import { SGD } from '../src/optim/index.js';
 import { Sentinel } from '../src/sentinel/index.js';

@@ -8,7 +8,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { ActorStoppedError, InvalidArgumentError, TransportError } from '../src/errors.js';
 import { mnistMlp } from '../src/models/index.js';
-import { type GateSpec, Network } from '../src/network/index.js';
+import { type GateSpec } from '../src/gate/index.js';
+import { Network } from '../src/network/index.js';
 import { SGD } from '../src/optim/index.js';
 import { ArrayProvider } from '../src/data/index.js';
 import { type EpochStats, Sentinel, type SentinelSpec } from '../src/sentinel/index.js';

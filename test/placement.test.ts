@@ -7,8 +7,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError, TransportError } from '../src/errors.js';
 import { mnistMlp } from '../src/models/index.js';
-import { type GateSpec, Network, type Placement } from '../src/network/index.js';
-import { describePlacement, partition, resolvePlacement } from '../src/network/placement.js';
+import { type GateSpec } from '../src/gate/index.js';
+import { Network } from '../src/network/index.js';
+import { type Placement } from '../src/deploy/index.js';
+import { describePlacement, partition, resolvePlacement } from '../src/deploy/placement.js';
 import { DCASGD, type OptimizerSpec } from '../src/optim/index.js';
 import { Sentinel } from '../src/sentinel/index.js';
 import { blobs, maxAbsDiff, setupBackend } from './helpers.js';

@@ -2,7 +2,7 @@
  * The reporter prints plain epoch lines when its output is not a terminal, even when progress
  * bars are allowed (as `--progress`, the default, allows them); lost and failed batches are told apart.
  */
-import { Reporter } from '../src/cli/report.js';
+import { Reporter } from '../src/apps/report.js';
 import { Sentinel } from '../src/sentinel/index.js';
 import { Network } from '../src/network/index.js';
 import * as tf from '@tensorflow/tfjs';

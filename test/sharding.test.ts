@@ -7,13 +7,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { type ErrorInfo, fromErrorInfo, InvalidArgumentError, NonFiniteError, TransportError } from '../src/errors.js';
 import { mnistMlp } from '../src/models/index.js';
-import { type GateSpec, Network, type Placement } from '../src/network/index.js';
-import { balancedPlacement, gateCosts, type PlacementSpec, placementBottleneck, resolvePlacement, splitPlacement } from '../src/network/placement.js';
+import { type GateSpec } from '../src/gate/index.js';
+import { Network } from '../src/network/index.js';
+import { type Placement } from '../src/deploy/index.js';
+import { balancedPlacement, gateCosts, type PlacementSpec, placementBottleneck, resolvePlacement, splitPlacement } from '../src/deploy/placement.js';
 import { DCASGD, type OptimizerSpec } from '../src/optim/index.js';
 import type { Batch, DataProvider } from '../src/data/index.js';
 import { Sentinel } from '../src/sentinel/index.js';
 import path from 'node:path';
-import { exportModel, loadCheckpoint, loadExportedModel, saveCheckpoint } from '../src/network/index.js';
+import { exportModel, loadCheckpoint, loadExportedModel, saveCheckpoint } from '../src/persist/index.js';
 import { blobs, maxAbsDiff, setupBackend, useTempDir } from './helpers.js';
 
 beforeAll(async () => {

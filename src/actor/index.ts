@@ -7,12 +7,16 @@
 export { ActorSystem, type ActorSystemEvents, type ActorSystemOptions } from './system.js';
 export { fileTracer, type FileTracer, formatTraceSummary, type HandlerRecord, type HandlerTracer, readTrace, summarizeTrace, type ThreadSummary, TRACE_ENV, type TraceRow, tracerFromEnv } from './trace.js';
 export { Mailbox } from './mailbox.js';
+export { isRef, tensorsIn } from './tensors.js';
 export {
   SupervisionPolicy,
   type Actor,
   type ActorContext,
   type ActorFailed,
   type ActorRef,
+  type Envelope,
+  type Link,
   type Message,
+  type MessageCodec,
   type SpawnOptions,
 } from './types.js';

@@ -1,24 +1,26 @@
 /**
  * The actor system: a registry of local actors plus one delivery path (`relay`). Every message,
  * `tell` or `ask`, local or remote, goes through `relay`: a message for an actor of this node is
- * queued in its mailbox; one for another node is encoded into a frame and sent over the link
- * routed to that node. Frames from other nodes enter through `receiveFrame`, are decoded,
- * validated, and delivered like local messages.
+ * queued in its mailbox; one for another node is encoded into a frame by the injected codec
+ * (`codec`, installed by the transports) and sent over the link routed to that node. Frames from
+ * other nodes enter through `receiveFrame`, are decoded, validated, and delivered like local
+ * messages. The system knows no wire format: links and codec are interfaces (`types.ts`).
  */
 import { EventEmitter } from 'eventemitter3';
 import { nanoid } from 'nanoid';
-import type * as tf from '@tensorflow/tfjs';
 import { ActorStoppedError, AskTimeoutError, InvalidArgumentError, ProtocolError } from '../errors.js';
-import { type CodecLimits, DEFAULT_LIMITS, decodeMessage, encodeMessage, type Frame, framePool, tensorsCopyBuffers, tensorsIn } from '../transport/codec.js';
-import type { Link } from '../transport/link.js';
 import { Mailbox } from './mailbox.js';
+import { tensorsIn } from './tensors.js';
 import { type HandlerTracer, traceNow, tracerFromEnv } from './trace.js';
 import type {
   Actor,
   ActorContext,
   ActorFailed,
   ActorRef,
+  Envelope,
+  Link,
   Message,
+  MessageCodec,
   SpawnOptions,
   SupervisionPolicy,
 } from './types.js';
@@ -30,7 +32,7 @@ export interface ActorSystemEvents {
   /** A message was sent to an actor that does not exist, has stopped, or has no route; its tensors are freed right after. */
   deadLetter: (target: ActorRef, message: Message) => void;
   /** A frame from another node was rejected (malformed, over a limit, or invalid). */
-  protocolError: (error: ProtocolError, frame: Frame, message?: Message) => void;
+  protocolError: (error: ProtocolError, frame: Envelope, message?: Message) => void;
   /** The route to a node was removed (its link closed: a worker exited, a process died). */
   nodeDown: (node: string) => void;
 }
@@ -41,8 +43,11 @@ export interface ActorSystemOptions {
   name?: string;
   /** This system's node id, unique among connected systems. Default a new nanoid. */
   node?: string;
-  /** Limits on frames received from other nodes. */
-  limits?: CodecLimits;
+  /**
+   * Encodes messages for other nodes and decodes frames from them. Default: none until a
+   * transport installs one (every transport installs the wire codec, with its default limits).
+   */
+  codec?: MessageCodec;
   /**
    * Checks a message decoded from another node before delivery; throws ProtocolError to reject
    * it. Default: accept.
@@ -184,7 +189,8 @@ export class ActorSystem {
   private readonly cells = new Map<string, Cell<Message>>();
   private readonly routes = new Map<string, Link>();
   private defaultRoute?: Link;
-  private readonly limits: CodecLimits;
+  /** Encodes and decodes the frames of remote messages; set by `ActorSystemOptions.codec` or a transport. */
+  codec?: MessageCodec;
   private readonly validate?: (message: Message) => void;
   /** Receives every handled message, when tracing is on (`ActorSystemOptions.trace`). */
   readonly trace?: HandlerTracer;
@@ -193,7 +199,7 @@ export class ActorSystem {
     const o = typeof options === 'string' ? { name: options } : options;
     this.name = o.name ?? 'akkordeon';
     this.node = o.node ?? nanoid();
-    this.limits = o.limits ?? DEFAULT_LIMITS;
+    this.codec = o.codec;
     this.validate = o.validate;
     this.trace = o.trace === false ? undefined : (o.trace ?? tracerFromEnv());
   }
@@ -265,10 +271,9 @@ export class ActorSystem {
       return;
     }
     const link = this.routeTo(target.node);
-    if (!link) return this.deadLetter(target, message);
-    const { frame, tensors } = encodeMessage(message, target);
-    // The receiver gets its own copies; the sender's tensors are freed here (ownership moved).
-    tensors.forEach((t: tf.Tensor) => t.dispose());
+    if (!link || !this.codec) return this.deadLetter(target, message);
+    // The receiver gets its own copies; the codec frees the sender's tensors (ownership moved).
+    const frame = this.codec.encode(message, target);
     try {
       link.send(frame);
     } catch {
@@ -291,26 +296,28 @@ export class ActorSystem {
    * system routes to, else decodes, validates and delivers it. A rejected frame is reported as a
    * `protocolError` event and never reaches an actor.
    */
-  receiveFrame(frame: Frame, from?: Link): void {
-    if (frame.returns) {
-      frame.returns.forEach((b) => framePool.give(b));
-      delete frame.returns; // they were ours; a forwarded frame must not carry them on
-    }
+  receiveFrame(frame: Envelope, from?: Link): void {
+    const codec = this.codec;
+    codec?.arrived?.(frame);
     if (frame.node !== this.node) {
       const link = this.routes.get(frame.node) ?? (this.defaultRoute !== from ? this.defaultRoute : undefined);
       if (link) link.send(frame);
       else this.events.emit('protocolError', new ProtocolError(`No route to node ${frame.node}; frame for ${frame.to} dropped.`), frame);
       return;
     }
+    if (!codec) {
+      this.events.emit('protocolError', new ProtocolError(`No codec to decode a frame for ${frame.to}; connect this system through a transport.`), frame);
+      return;
+    }
     let message: Message;
     try {
-      message = decodeMessage(frame, (id, name, node) => this.ref(id, name, node), this.limits);
+      message = codec.decode(frame, (id, name, node) => this.ref(id, name, node));
     } catch (error) {
       const protocolError = error instanceof ProtocolError ? error : new ProtocolError(String(error), { cause: error });
       this.events.emit('protocolError', protocolError, frame);
-      return this.recycle(frame, from);
+      return codec.decoded?.(frame, from);
     }
-    this.recycle(frame, from);
+    codec.decoded?.(frame, from);
     try {
       this.validate?.(message);
     } catch (error) {
@@ -320,13 +327,6 @@ export class ActorSystem {
       return;
     }
     this.relay(this.ref(frame.to, frame.to), message);
-  }
-
-  /** Hands a decoded frame's buffers back for reuse, when the tensors made from them own copies. */
-  private recycle(frame: Frame, from?: Link): void {
-    if (!tensorsCopyBuffers() || frame.buffers.length === 0) return;
-    if (from?.recycle) from.recycle(frame.buffers);
-    else frame.buffers.forEach((b) => framePool.give(b));
   }
 
   /**

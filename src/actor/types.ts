@@ -74,3 +74,50 @@ export interface SpawnOptions {
   /** A fixed id (a well-known address such as `'host'`); default a new nanoid. */
   id?: string;
 }
+
+/** What travels between nodes, as far as the actor system needs to know: its address. */
+export interface Envelope {
+  /** Node id of the receiving actor system. */
+  readonly node: string;
+  /** Id of the receiving actor. */
+  readonly to: string;
+}
+
+/**
+ * A link carries envelopes (frames) to one peer actor system (a worker thread, a child process)
+ * or to a bus that reaches many (NATS). Transports implement it; the actor system routes through it.
+ */
+export interface Link<F extends Envelope = Envelope> {
+  /** Human-readable description for logs and errors, e.g. `worker 3` or `nats://127.0.0.1:4222`. */
+  readonly description: string;
+  /**
+   * Sends a frame. May transfer (detach) the frame's buffers.
+   * @throws TransportError when the link is closed.
+   */
+  send(frame: F): void;
+  /**
+   * Takes back the buffers of a frame that arrived over this link, once decoded, to reuse them:
+   * a link between threads hands them back to the sender with its next frame. Optional.
+   */
+  recycle?(buffers: ArrayBuffer[]): void;
+  /** Closes the link; idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Turns messages into frames and back. The wire layer implements it and the transports install
+ * it (`ActorSystem.codec`); the actor system itself knows no encoding.
+ */
+export interface MessageCodec<F extends Envelope = Envelope> {
+  /** Encodes a message for `target`; the message's tensors are freed (the receiver gets copies). */
+  encode(message: Message, target: ActorRef): F;
+  /**
+   * Decodes a frame for this node; `ref` makes refs of the receiving system.
+   * @throws ProtocolError for a malformed frame or one over the limits.
+   */
+  decode(frame: F, ref: (id: string, name: string, node: string) => ActorRef): Message;
+  /** Called first for every frame that arrives (e.g. to take back buffers it returns). */
+  arrived?(frame: F): void;
+  /** Called once a frame that arrived over `from` has been decoded (e.g. to reuse its buffers). */
+  decoded?(frame: F, from?: Link<F>): void;
+}

@@ -8,7 +8,7 @@
  * `conv2dTranspose`. Supports channels-last, `same`/`valid` padding, dilation 1.
  */
 import * as tf from '@tensorflow/tfjs';
-import { transpose2d } from '../optim/fused.js';
+import { transpose2d } from '../kernels/index.js';
 import type { LayerOp, OpGradients, Saved } from './ops.js';
 
 interface ConvConfig {

@@ -8,7 +8,7 @@ import { maxAbsDiff, setupBackend } from '../../test/helpers.js';
 import { ActorSystem, type Actor, type ActorRef } from '../actor/index.js';
 import { mulberry32 } from '../data/index.js';
 import { SGD } from '../optim/index.js';
-import type { GateDetached, GateMessage, SentinelReply } from '../protocol.js';
+import type { GateDetached, GateMessage, SentinelReply } from '../protocol/index.js';
 import { Gate } from './gate.js';
 import { GateModule } from './module.js';
 import { ParamStore } from './params.js';

@@ -1,3 +1,4 @@
+// Over 400 lines: one actor whose forward, backward, shard and state handlers share the per-batch stash.
 /**
  * The gate actor: owns a group of layers and its own optimizer, and serves forward, backward and
  * predict messages for the batches of any number of sentinels. It never waits on a round trip:
@@ -25,7 +26,7 @@ import {
   toErrorInfo,
 } from '../errors.js';
 import type { Optimizer } from '../optim/index.js';
-import { allFinite } from '../optim/fused.js';
+import { allFinite } from '../kernels/index.js';
 import type {
   ErrorInfo,
   GateAbort,
@@ -43,7 +44,7 @@ import type {
   PrimaryInfo,
   SentinelReply,
   ShardInfo,
-} from '../protocol.js';
+} from '../protocol/index.js';
 import { concatLastAxis, splitLastAxis } from './shards.js';
 import { GateModule, type ForwardState } from './module.js';
 

@@ -8,3 +8,5 @@ export { GateModule, type ForwardState } from './module.js';
 export { ParamStore, ParamVersion } from './params.js';
 export { createOp, type LayerOp, type Saved } from './ops.js';
 export { createLayer, gateFromConfig, layerConfig, type GateConfig, type LayerConfig } from './config.js';
+export { type GateSpec } from './spec.js';
+export { disposeStates, getGateStates, setGateStates, type AskGate } from './states.js';

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from '../errors.js';
-import { columnSum, sparseMatMul, transpose2d } from '../optim/fused.js';
+import { columnSum, sparseMatMul, transpose2d } from '../kernels/index.js';
 import { ConvOp, convSupported } from './conv.js';
 import { MaxPoolOp, maxPoolSupported } from './pool.js';
 

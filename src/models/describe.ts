@@ -10,8 +10,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { InvalidArgumentError } from '../errors.js';
-import { createLayer, layerConfig, type LayerConfig } from '../gate/index.js';
-import type { GateSpec } from '../network/index.js';
+import { createLayer, type GateSpec, layerConfig, type LayerConfig } from '../gate/index.js';
 import { DEFAULT_OPTIMIZER, type OptimizerSpec } from '../optim/index.js';
 import { MNIST_MODELS, type MnistModelName, mnistModel } from './mnist.js';
 

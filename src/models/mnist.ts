@@ -3,7 +3,7 @@
  * [0, 1]; outputs are logits `[batch, 10]`.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { GateSpec } from '../network/index.js';
+import type { GateSpec } from '../gate/index.js';
 
 /** Model names accepted by {@link mnistModel} and the `--model` flag. */
 export const MNIST_MODELS = ['mlp', 'cnn'] as const;

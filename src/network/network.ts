@@ -1,3 +1,4 @@
+// Over 400 lines: the Network class is one public entry point (create, attach, predict, state, close).
 /**
  * A network: a chain of gates, plus the sentinels attached to it. Gates run on the main thread
  * (`new Network`) or wherever a placement puts them (`Network.create`: worker threads, child
@@ -7,26 +8,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem, type ActorRef, type Message } from '../actor/index.js';
 import { ActorStoppedError, AkkordeonError, fromErrorInfo, InvalidArgumentError, toErrorInfo, TransportError } from '../errors.js';
-import { Gate } from '../gate/index.js';
+import { Gate, type GateSpec, getGateStates, setGateStates } from '../gate/index.js';
 import { createOptimizer, DEFAULT_OPTIMIZER, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
-import { type GateDetached, type GateMessage, type GateState, type SentinelReply, type ShardInfo } from '../protocol.js';
+import { type GateDetached, type GateMessage, type GateState, type SentinelReply, type ShardInfo } from '../protocol/index.js';
 import { EventEmitter } from 'eventemitter3';
 import type { Sentinel, SentinelEvents, SentinelMessage, SentinelSummary } from '../sentinel/index.js';
-import { type SentinelSpec, specTensors } from '../sentinel/spec.js';
-import type { NodeOptions, RemoteNode } from '../transport/channel.js';
-import { spawnProcessNode } from '../transport/process.js';
-import { spawnWorkerNode } from '../transport/worker.js';
-import { getGateStates, setGateStates } from './checkpoint.js';
-import type { HostMessage, HostReply, SentinelReport } from './host.js';
-import { type Deployment, deployGates, isPortable, type Placement, type PlacementSpec, planGates, resolvePlacement } from './placement.js';
-
-/** One gate of a network: its layers and (optionally) its own optimizer or optimizer spec. */
-export interface GateSpec {
-  name?: string;
-  layers: tf.layers.Layer[];
-  /** Defaults to `NetworkOptions.optimizer`. Off the main thread only a spec can be used. */
-  optimizer?: Optimizer | OptimizerSpec;
-}
+import { type SentinelSpec, specTensors } from '../sentinel/index.js';
+import type { NodeOptions, RemoteNode } from '../transport/index.js';
+import type { HostMessage, HostReply, SentinelReport } from '../deploy/index.js';
+import { type Deployment, deployGates, spawnProcessNode, spawnWorkerNode, isPortable, type Placement, type PlacementSpec, planGates, resolvePlacement } from '../deploy/index.js';
 
 /** Options of a {@link Network}. */
 export interface NetworkOptions {

@@ -12,5 +12,4 @@ export {
   type DCASGDOptions,
   type SGDOptions,
 } from './optimizers.js';
-export { fusedKernelsActive, loadFusedKernels, useFusedKernels } from './fused.js';
 export { createOptimizer, DEFAULT_OPTIMIZER, type CosineScheduleSpec, type LearningRateSpec, type OptimizerSpec } from './spec.js';

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from '../errors.js';
-import { type FusedArgs, type FusedKernelName, runFused } from './fused.js';
+import { type FusedArgs, type FusedKernelName, runFused } from '../kernels/index.js';
 import { checkRange, type LearningRateSchedule, Optimizer } from './optimizer.js';
 
 /** Options of {@link SGD}. */

@@ -13,6 +13,6 @@ export {
   type SentinelSummary,
   type StopReason,
 } from './sentinel.js';
-export { accuracy, LOSSES, meanSquaredError, softmaxCrossEntropy, type Loss, type Metric } from './loss.js';
+export { accuracy, LOSSES, lossByName, meanSquaredError, softmaxCrossEntropy, type Loss, type Metric } from './loss.js';
 export { EpochMeter, formatEpoch, type EpochStats } from './stats.js';
-export { sentinelFromSpec, type SentinelDataSpec, type SentinelSpec } from './spec.js';
+export { sentinelFromSpec, specTensors, type SentinelDataSpec, type SentinelSpec } from './spec.js';

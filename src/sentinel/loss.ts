@@ -3,7 +3,7 @@
  * value over the batch and its gradient with respect to the predictions, in closed form.
  */
 import * as tf from '@tensorflow/tfjs';
-import { LabelRangeError, ShapeMismatchError } from '../errors.js';
+import { InvalidArgumentError, LabelRangeError, ShapeMismatchError } from '../errors.js';
 
 /** A loss: mean value over the batch and the gradient of that mean w.r.t. the predictions. */
 export interface Loss {
@@ -143,3 +143,13 @@ function argMaxRows(values: Float32Array, columns: number): Int32Array {
 
 /** The built-in losses by name, for CLIs and configuration files. */
 export const LOSSES: Record<string, Loss> = { softmaxCrossEntropy, meanSquaredError };
+
+/**
+ * The loss of a name in {@link LOSSES}.
+ * @throws InvalidArgumentError for a name that is not there.
+ */
+export function lossByName(name: string): Loss {
+  const loss = Object.hasOwn(LOSSES, name) ? LOSSES[name] : undefined;
+  if (!loss) throw new InvalidArgumentError(`Unknown loss '${name}'; use one of ${Object.keys(LOSSES).join(', ')}.`);
+  return loss;
+}

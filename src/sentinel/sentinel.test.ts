@@ -8,7 +8,7 @@ import { blobs, setupBackend } from '../../test/helpers.js';
 import { ArrayProvider } from '../data/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { ActorSystem, type ActorRef } from '../actor/index.js';
-import type { GateMessage } from '../protocol.js';
+import type { GateMessage } from '../protocol/index.js';
 import { Network } from '../network/index.js';
 import { SGD } from '../optim/index.js';
 import { softmaxCrossEntropy } from './loss.js';

@@ -9,8 +9,8 @@ import { EventEmitter } from 'eventemitter3';
 import type { Actor, ActorContext, ActorRef } from '../actor/index.js';
 import type { Batch, DataProvider } from '../data/index.js';
 import { fromErrorInfo, InvalidArgumentError, toErrorInfo } from '../errors.js';
-import type { ErrorInfo, GateMessage, SentinelReply } from '../protocol.js';
-import { accuracy, LOSSES, type Loss, meanSquaredError, type Metric, softmaxCrossEntropy } from './loss.js';
+import type { ErrorInfo, GateMessage, SentinelReply } from '../protocol/index.js';
+import { accuracy, type Loss, lossByName, meanSquaredError, type Metric, softmaxCrossEntropy } from './loss.js';
 import { type BatchFigures, EpochMeter, type EpochStats } from './stats.js';
 
 /** What a sentinel does with its data. */
@@ -115,12 +115,6 @@ function reached(stats: EpochStats, target: NonNullable<SentinelOptions['target'
   return (target.atLeast === undefined || value >= target.atLeast) && (target.atMost === undefined || value <= target.atMost);
 }
 
-function namedLoss(name: string): Loss {
-  const loss = LOSSES[name];
-  if (!loss) throw new InvalidArgumentError(`Unknown loss '${name}'; use one of ${Object.keys(LOSSES).join(', ')}.`);
-  return loss;
-}
-
 /** Sentinel actor logic; attach it to a network with `network.attach(sentinel)`. */
 export class Sentinel implements Actor<SentinelMessage> {
   readonly events = new EventEmitter<SentinelEvents>();
@@ -163,7 +157,7 @@ export class Sentinel implements Actor<SentinelMessage> {
       onBatchError: 'stop',
       now: () => performance.now(),
       ...options,
-      loss: typeof options.loss === 'string' ? namedLoss(options.loss) : (options.loss ?? (options.data.numClasses !== undefined ? softmaxCrossEntropy : meanSquaredError)),
+      loss: typeof options.loss === 'string' ? lossByName(options.loss) : (options.loss ?? (options.data.numClasses !== undefined ? softmaxCrossEntropy : meanSquaredError)),
     };
     const { batchSize, concurrency, epochs } = this.options;
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new InvalidArgumentError(`Invalid batch size: ${batchSize}. Use a positive integer.`);

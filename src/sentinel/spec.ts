@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type DataAccess, type DataSpec, providerFromSpec } from '../data/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import { LOSSES } from './loss.js';
+import { lossByName } from './loss.js';
 import { Sentinel, type SentinelOptions } from './sentinel.js';
 
 /** Where a placed sentinel's samples come from: any {@link DataSpec} (MNIST, tensors sent along, CSV, JSON-lines or IDX files, or a provider module on the node). */
@@ -54,9 +54,9 @@ export async function sentinelFromSpec(spec: SentinelSpec, access: DataAccess = 
     if (!['train', 'validate', 'test'].includes(spec.mode)) {
       throw new InvalidArgumentError(`A placed sentinel's mode must be 'train', 'validate' or 'test', not '${String(spec.mode)}'; run predict sentinels where their outputs are wanted.`);
     }
-    if (spec.loss !== undefined && !LOSSES[spec.loss]) throw new InvalidArgumentError(`Unknown loss '${spec.loss}'; use one of ${Object.keys(LOSSES).join(', ')}.`);
+    if (spec.loss !== undefined) lossByName(spec.loss); // before the data is read
     const data = await providerFromSpec(spec.data, access);
-    const loss = LOSSES[spec.loss ?? defaultLoss(data)] as (typeof LOSSES)[string];
+    const loss = lossByName(spec.loss ?? defaultLoss(data));
     const { data: _data, loss: _loss, ...rest } = spec;
     const options: SentinelOptions = { ...rest, data, loss };
     return new Sentinel(options);

@@ -6,11 +6,13 @@
  */
 import { nanoid } from 'nanoid';
 import type { ActorRef } from '../actor/index.js';
-import type { ActorSystem } from '../actor/system.js';
+import type { ActorSystem } from '../actor/index.js';
 import { describeError, type ErrorInfo, fromErrorInfo, TransportError } from '../errors.js';
-import { hostRef, type HostMessage } from '../network/host.js';
-import { type Frame, framePool, transferList } from './codec.js';
+import { type Frame, framePool, transferList, useWireCodec } from '../wire/index.js';
 import type { Link } from './link.js';
+
+/** The id at which a node's bootstrap spawns its host actor (`HOST_ID` of `deploy/host.ts`, which the transports do not import). */
+export const NODE_HOST_ID = 'host';
 
 /** What a started node needs to know, passed as `workerData` or in `AKKORDEON_NODE_CONFIG`. */
 export interface NodeConfig {
@@ -73,8 +75,9 @@ export interface RemoteNode {
   /** Node id of the node's actor system. */
   readonly node: string;
   readonly kind: 'worker' | 'process';
-  /** The node's host actor (spawns gates from configs). */
-  readonly host: ActorRef<HostMessage>;
+  /** The node's host actor (spawns gates from configs; see `deploy/host.ts`), at the well-known id {@link NODE_HOST_ID}. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the host's message type lives above the transports (deploy/host.ts)
+  readonly host: ActorRef<any>;
   /** The link that carries frames to the node. */
   readonly link: Link;
   /** The backend the node started. */
@@ -188,7 +191,7 @@ export async function connectNode(system: ActorSystem, node: string, kind: 'work
   const remote: RemoteNode = {
     node,
     kind,
-    host: hostRef(system, node),
+    host: system.ref(NODE_HOST_ID, `host@${node}`, node),
     link,
     backend: '',
     pid: 0,
@@ -196,6 +199,7 @@ export async function connectNode(system: ActorSystem, node: string, kind: 'work
     attach(other: ActorSystem) {
       if (exitCode !== undefined) throw new TransportError(`${channel.description} has exited.`);
       systems.set(other.node, other);
+      useWireCodec(other);
       other.addRoute(node, link);
       channel.post({ control: 'alias', node: other.node });
     },
@@ -216,6 +220,7 @@ export async function connectNode(system: ActorSystem, node: string, kind: 'work
     },
   };
 
+  useWireCodec(system);
   system.addRoute(node, link);
   const timer = setTimeout(() => settle.reject(new TransportError(`${channel.description} did not start within ${startTimeoutMs} ms.`)), startTimeoutMs);
   try {

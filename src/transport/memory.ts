@@ -3,9 +3,9 @@
  * delivering frames asynchronously in order. For tests, and for running the remote code path
  * without threads.
  */
-import type { ActorSystem } from '../actor/system.js';
+import type { ActorSystem } from '../actor/index.js';
 import { TransportError } from '../errors.js';
-import { bytesToFrame, type Frame, frameToBytes } from './codec.js';
+import { bytesToFrame, type Frame, frameToBytes, useWireCodec } from '../wire/index.js';
 import type { Link } from './link.js';
 
 class MemoryLink implements Link {
@@ -40,6 +40,8 @@ export function connectInMemory(a: ActorSystem, b: ActorSystem): { ab: Link; ba:
   const ba = new MemoryLink(`memory ${b.node}→${a.node}`, (frame) => a.receiveFrame(frame), () => b.removeRoute(a.node));
   ab.peer = ba;
   ba.peer = ab;
+  useWireCodec(a);
+  useWireCodec(b);
   a.addRoute(b.node, ab);
   b.addRoute(a.node, ba);
   return { ab, ba };

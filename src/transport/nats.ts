@@ -13,10 +13,10 @@
  */
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { EventEmitter } from 'eventemitter3';
-import type { ActorSystem } from '../actor/system.js';
+import type { ActorSystem } from '../actor/index.js';
 import { describeError, InvalidArgumentError, ProtocolError, TransportError } from '../errors.js';
-import { bytesToFrame, type CodecLimits, DEFAULT_LIMITS, type Frame, framePool, frameToBytes } from './codec.js';
-import { Chunker, isChunk, Reassembler } from './chunk.js';
+import { bytesToFrame, type CodecLimits, DEFAULT_LIMITS, type Frame, framePool, frameToBytes, useWireCodec } from '../wire/index.js';
+import { Chunker, isChunk, Reassembler } from '../wire/index.js';
 import type { Link } from './link.js';
 import { PeerTable } from './peers.js';
 
@@ -121,6 +121,7 @@ export class NatsNode implements Link {
 
   /** Subscribes, starts heartbeats and becomes the system's default route; resolves once the server has the subscriptions. */
   async start(): Promise<void> {
+    useWireCodec(this.system, this.limits);
     this.subscribeFrames(this.system.node);
     this.nc.subscribe(natsSubject(this.namespace, 'heartbeat'), { callback: (error, msg) => void (error ? this.events.emit('error', error) : this.heartbeat(msg.data)) });
     this.system.setDefaultRoute(this);

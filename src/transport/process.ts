@@ -1,23 +1,23 @@
 /**
- * Child-process transport: {@link spawnProcessNode} forks a Node process that runs its own actor
- * system with a `Host` actor, linked to the caller's system over the IPC channel with V8
+ * Child-process transport: {@link startProcessNode} forks a Node process that runs an entry module
+ * (`deploy/node-main.ts`: its own actor system with a `Host` actor), linked to the caller's system over the IPC channel with V8
  * ("advanced") serialisation, so that frames travel as structured clones with their tensor
  * buffers as binary. Unlike worker threads, a child process may use tfjs-node.
  */
 import { fork } from 'node:child_process';
 import { constants } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import type { ActorSystem } from '../actor/system.js';
+import type { ActorSystem } from '../actor/index.js';
 import { type Channel, childNodeId, connectNode, type NodeConfig, type NodeOptions, type RemoteNode } from './channel.js';
-import { NODE_ENTRY, nodeScript, resolveModules } from './worker.js';
+import { nodeScript, resolveModules } from './worker.js';
 
-/** A child process started by {@link spawnProcessNode}. */
+/** A child process started by {@link startProcessNode}. */
 export type ProcessNode = RemoteNode;
 
 let counter = 0;
 
 /**
- * Forks a child process hosting a `Host` actor at id `'host'` and links it to `system`; the
+ * Forks a child process running `entry` (deploy's node entry hosts a `Host` actor at id `'host'`) and links it to `system`; the
  * child routes everything it does not host back to `system`. When the child exits (closed,
  * crashed, killed with SIGKILL), its route is removed: `nodeDown` fires on `system` and later
  * sends to it become dead letters. The child exits when this process disconnects.
@@ -25,16 +25,16 @@ let counter = 0;
  * @param options.backend the child's backend; default the parent's (tfjs-node is allowed).
  * @throws TransportError when the child fails to start.
  */
-export async function spawnProcessNode(system: ActorSystem, options: NodeOptions = {}): Promise<ProcessNode> {
+export async function startProcessNode(system: ActorSystem, entry: URL, options: NodeOptions = {}): Promise<ProcessNode> {
   const backend = options.backend ?? tf.getBackend();
   const name = options.name ?? `process-${++counter}`;
   const node = childNodeId(system.node, name);
   const config: NodeConfig = { node, parent: system.node, name, backend, modules: resolveModules(options.modules), validate: options.validate };
-  const child = fork(nodeScript(), [], {
+  const child = fork(nodeScript(entry), [], {
     execArgv: [],
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, AKKORDEON_NODE_CONFIG: JSON.stringify(config), AKKORDEON_NODE_ENTRY: NODE_ENTRY.href },
+    env: { ...process.env, AKKORDEON_NODE_CONFIG: JSON.stringify(config), AKKORDEON_NODE_ENTRY: entry.href },
   });
   const channel: Channel = {
     description: `child process ${name}`,

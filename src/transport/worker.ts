@@ -7,18 +7,15 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import type { ActorSystem } from '../actor/system.js';
+import type { ActorSystem } from '../actor/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { type Channel, childNodeId, connectNode, type NodeConfig, type NodeOptions, type RemoteNode } from './channel.js';
 
-/** A worker thread started by {@link spawnWorkerNode}. */
+/** A worker thread started by {@link startWorkerNode}. */
 export type WorkerNode = RemoteNode;
 
 const HERE = import.meta.url;
-const EXT = HERE.endsWith('.ts') ? '.ts' : '.js';
-/** The module a worker thread or child process runs (`node-main.ts` from sources, `.js` when built). */
-export const NODE_ENTRY = new URL(`./node-main${EXT}`, HERE);
-/** Loads {@link NODE_ENTRY} through tsx when it is TypeScript. */
+/** Loads a node's entry module through tsx when it is TypeScript. */
 export const NODE_BOOTSTRAP = new URL('./bootstrap.mjs', HERE);
 
 let counter = 0;
@@ -29,22 +26,22 @@ export function resolveModules(modules: string[] = []): string[] {
 }
 
 /** The file a node starts from: the entry itself when it is JavaScript, else the tsx bootstrap. */
-export function nodeScript(): string {
-  return fileURLToPath(EXT === '.ts' ? NODE_BOOTSTRAP : NODE_ENTRY);
+export function nodeScript(entry: URL): string {
+  return fileURLToPath(entry.href.endsWith('.ts') ? NODE_BOOTSTRAP : entry);
 }
 
 /**
- * Starts a worker thread hosting a `Host` actor at id `'host'` and links it to `system`; the
+ * Starts a worker thread running `entry` (deploy's node entry hosts a `Host` actor at id `'host'`) and links it to `system`; the
  * worker's system routes everything it does not host back to `system`. When the worker exits
  * (closed, crashed, terminated), its route is removed: `nodeDown` fires on `system` and later
  * sends to it become dead letters.
  *
  * @param options.backend the worker's backend; default the parent's, with `'wasm'` in place of
  *   `'tensorflow'`.
- * @throws InvalidArgumentError for backend `'tensorflow'` (use {@link spawnProcessNode});
+ * @throws InvalidArgumentError for backend `'tensorflow'` (use {@link startProcessNode});
  *   TransportError when the worker fails to start.
  */
-export async function spawnWorkerNode(system: ActorSystem, options: NodeOptions = {}): Promise<WorkerNode> {
+export async function startWorkerNode(system: ActorSystem, entry: URL, options: NodeOptions = {}): Promise<WorkerNode> {
   const parentBackend = tf.getBackend();
   const backend = options.backend ?? (parentBackend === 'tensorflow' ? 'wasm' : parentBackend);
   if (backend === 'tensorflow') {
@@ -53,7 +50,7 @@ export async function spawnWorkerNode(system: ActorSystem, options: NodeOptions 
   const name = options.name ?? `worker-${++counter}`;
   const node = childNodeId(system.node, name);
   const config: NodeConfig = { node, parent: system.node, name, backend, modules: resolveModules(options.modules), validate: options.validate };
-  const worker = new Worker(nodeScript(), { workerData: { entry: NODE_ENTRY.href, config }, execArgv: [], stdout: false, stderr: false });
+  const worker = new Worker(nodeScript(entry), { workerData: { entry: entry.href, config }, execArgv: [], stdout: false, stderr: false });
   const channel: Channel = {
     description: `worker thread ${name}`,
     post: (message, transfer) => worker.postMessage(message, transfer),

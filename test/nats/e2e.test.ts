@@ -7,8 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem } from '../../src/actor/index.js';
 import { ArrayProvider, loadMnist } from '../../src/data/index.js';
-import { attachRemote } from '../../src/network/discovery.js';
-import { protocolValidator } from '../../src/schema.js';
+import { attachRemote } from '../../src/cluster/discovery.js';
+import { protocolValidator } from '../../src/protocol/schema.js';
 import { Sentinel } from '../../src/sentinel/index.js';
 import { connectNats, type NatsNode } from '../../src/transport/nats.js';
 import { MNIST_DIR, ROOT, setupBackend } from '../helpers.js';

@@ -7,12 +7,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem } from '../../src/actor/index.js';
 import { ArrayProvider, loadMnist } from '../../src/data/index.js';
-import { attachRemote } from '../../src/network/discovery.js';
-import { hostGates, type HostedGates } from '../../src/network/remote.js';
-import { protocolValidator } from '../../src/schema.js';
+import { attachRemote } from '../../src/cluster/discovery.js';
+import { hostGates, type HostedGates } from '../../src/cluster/remote.js';
+import { protocolValidator } from '../../src/protocol/schema.js';
 import { Sentinel } from '../../src/sentinel/index.js';
-import { bytesToFrame } from '../../src/transport/codec.js';
-import { isChunk } from '../../src/transport/chunk.js';
+import { bytesToFrame } from '../../src/wire/index.js';
+import { isChunk } from '../../src/wire/index.js';
 import { connectNats, type NatsNode, natsSubject } from '../../src/transport/nats.js';
 import { MNIST_DIR, ROOT, setupBackend } from '../helpers.js';
 import { type NatsServer, startApp, startNatsServer } from '../nats-server.js';

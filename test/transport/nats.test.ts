@@ -11,8 +11,8 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem, type ActorRef, type Message } from '../../src/actor/index.js';
 import { InvalidArgumentError, ProtocolError, TransportError } from '../../src/errors.js';
-import type { Frame } from '../../src/transport/codec.js';
-import { CHUNK_HEADER_BYTES, Chunker, Reassembler } from '../../src/transport/chunk.js';
+import { type Frame, wireCodec } from '../../src/wire/index.js';
+import { CHUNK_HEADER_BYTES, Chunker, Reassembler } from '../../src/wire/index.js';
 import { connectNats, type NatsNode, type NatsOptions } from '../../src/transport/nats.js';
 import { setupBackend } from '../helpers.js';
 import { makeCertificates, type NatsServer, startNatsServer } from '../nats-server.js';
@@ -122,7 +122,7 @@ test('serving a node: only a subject token this system routes to; frames for it 
   expect(() => a.serve('has/slash')).toThrow(InvalidArgumentError);
   expect(() => a.serve('nobody-here')).toThrow(/no route to it/);
   // A third system that only `a` reaches (as a worker thread is reached by its parent).
-  const inner = new ActorSystem({ name: 'inner' });
+  const inner = new ActorSystem({ name: 'inner', codec: wireCodec() }); // no transport installs one here
   const { ref, seen, until } = collector(inner);
   const link = { description: 'to inner', send: (frame: Frame) => inner.receiveFrame(frame), close: async () => undefined };
   a.system.addRoute(inner.node, link);

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { MessageChannel } from 'node:worker_threads';
 import { ProtocolError } from '../../src/errors.js';
-import { BufferPool, bytesToFrame, decodeMessage, encodeMessage, framePool, frameToBytes, sparseDecode, sparseEncode } from '../../src/transport/codec.js';
+import { BufferPool, bytesToFrame, decodeMessage, encodeMessage, framePool, frameToBytes, sparseDecode, sparseEncode } from '../../src/wire/index.js';
 import { setupBackend } from '../helpers.js';
 
 beforeAll(async () => {

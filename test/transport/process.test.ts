@@ -6,9 +6,9 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem } from '../../src/actor/index.js';
-import type { HostMessage, HostReply } from '../../src/network/index.js';
-import type { GateMessage, SentinelReply } from '../../src/protocol.js';
-import { spawnProcessNode } from '../../src/transport/process.js';
+import type { HostMessage, HostReply } from '../../src/deploy/index.js';
+import type { GateMessage, SentinelReply } from '../../src/protocol/messages.js';
+import { spawnProcessNode } from '../../src/deploy/index.js';
 import { ROOT, setupBackend } from '../helpers.js';
 import { relayPair, transportConformance } from './conformance.js';
 
@@ -84,7 +84,7 @@ describe('spawnProcessNode', () => {
     // A parent process that starts a child node, prints its pid, and waits to be killed.
     const script = [
       "import { ActorSystem } from './src/actor/index.ts';",
-      "import { spawnProcessNode } from './src/transport/process.ts';",
+      "import { spawnProcessNode } from './src/deploy/index.ts';",
       "const child = await spawnProcessNode(new ActorSystem({ name: 'parent' }), { backend: 'cpu' });",
       'console.log(`child ${child.pid}`);',
     ].join('\n');

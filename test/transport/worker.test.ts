@@ -5,10 +5,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem } from '../../src/actor/index.js';
 import { InvalidArgumentError } from '../../src/errors.js';
-import type { HostMessage, HostReply } from '../../src/network/index.js';
+import type { HostMessage, HostReply } from '../../src/deploy/index.js';
 import { childNodeId } from '../../src/transport/channel.js';
-import { encodeMessage } from '../../src/transport/index.js';
-import { spawnWorkerNode } from '../../src/transport/worker.js';
+import { encodeMessage } from '../../src/wire/index.js';
+import { spawnWorkerNode } from '../../src/deploy/index.js';
 import { setupBackend } from '../helpers.js';
 import { relayPair, transportConformance } from './conformance.js';
 

@@ -3,11 +3,11 @@
  * messages are rejected with a ProtocolError, answered to their sentinel, and freed.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ActorSystem, type ActorRef } from './actor/index.js';
-import { connectInMemory } from './transport/index.js';
+import { ActorSystem, type ActorRef } from '../actor/index.js';
+import { connectInMemory } from '../transport/index.js';
 import { answerInvalid, protocolValidator } from './schema.js';
-import type { SentinelReply } from './protocol.js';
-import { setupBackend } from '../test/helpers.js';
+import type { SentinelReply } from './messages.js';
+import { setupBackend } from '../../test/helpers.js';
 
 beforeAll(setupBackend);
 

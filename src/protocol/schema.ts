@@ -6,21 +6,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import type { ActorRef, ActorSystem, Message } from './actor/index.js';
-import { ProtocolError } from './errors.js';
-import type { SentinelReply } from './protocol.js';
+import type { ActorRef, ActorSystem, Message } from '../actor/index.js';
+import { ProtocolError } from '../errors.js';
+import { type Limits, LIMITS } from '../wire/index.js';
+import type { GateMessage, SentinelReply } from './messages.js';
 
-/** Limits a message from outside must respect. */
-export interface SchemaLimits {
-  /** Largest batch, in samples. Default 65536. */
-  maxBatch: number;
-  /** Largest tensor, in elements. Default 2^26 (256 MiB of float32). */
-  maxElements: number;
-  /** Largest rank. Default 6. */
-  maxRank: number;
-}
-
-const DEFAULTS: SchemaLimits = { maxBatch: 65_536, maxElements: 2 ** 26, maxRank: 6 };
+/** Limits a message from outside must respect: the wire's one set of {@link Limits}. */
+export type SchemaLimits = Limits;
 
 const ref = z.custom<ActorRef>(
   (v) => typeof v === 'object' && v !== null && typeof (v as ActorRef).tell === 'function' && typeof (v as ActorRef).id === 'string' && typeof (v as ActorRef).node === 'string',
@@ -40,9 +32,9 @@ function tensor(limits: SchemaLimits, dtype: 'float32' | 'int32' | 'any', batche
   return z.custom<tf.Tensor>((v) => {
     if (!(v instanceof tf.Tensor) || v.isDisposed) return false;
     if (dtype !== 'any' && v.dtype !== dtype) return false;
-    if (v.rank > limits.maxRank || v.size > limits.maxElements) return false;
+    if (v.rank > limits.maxRank || v.size > limits.maxTensorElements) return false;
     return !batched || (v.rank >= 1 && (v.shape[0] as number) >= 1 && (v.shape[0] as number) <= limits.maxBatch);
-  }, { message: `expected a ${dtype === 'any' ? '' : `${dtype} `}tensor of rank <= ${limits.maxRank}, at most ${limits.maxElements} elements${batched ? ` and 1..${limits.maxBatch} samples` : ''}` });
+  }, { message: `expected a ${dtype === 'any' ? '' : `${dtype} `}tensor of rank <= ${limits.maxRank}, at most ${limits.maxTensorElements} elements${batched ? ` and 1..${limits.maxBatch} samples` : ''}` });
 }
 
 function schemas(limits: SchemaLimits) {
@@ -123,13 +115,18 @@ function schemas(limits: SchemaLimits) {
   ]);
 }
 
+/** Every message type of `messages.ts` has a schema here (a compile-time check; add the schema with the type). */
+type SchemaType = z.infer<ReturnType<typeof schemas>>['type'];
+const everyTypeHasASchema: [GateMessage['type'] | SentinelReply['type']] extends [SchemaType] ? true : never = true;
+void everyTypeHasASchema;
+
 /**
  * Makes a validator for `ActorSystemOptions.validate`: accepts the akkordeon protocol (and the
  * message types in `extra`, checked only for their `type`), rejects anything else.
  * @throws ProtocolError from the returned function, naming the message type and the first problems.
  */
 export function protocolValidator(options: { limits?: Partial<SchemaLimits>; extra?: string[] } = {}): (message: Message) => void {
-  const schema = schemas({ ...DEFAULTS, ...options.limits });
+  const schema = schemas({ ...LIMITS, ...options.limits });
   const extra = new Set(options.extra ?? []);
   return (message) => {
     if (extra.has(message.type)) return;

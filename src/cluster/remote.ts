@@ -11,14 +11,14 @@ import type * as tf from '@tensorflow/tfjs';
 import { EventEmitter } from 'eventemitter3';
 import type { ActorRef } from '../actor/index.js';
 import { describeError, InvalidArgumentError } from '../errors.js';
-import { Gate } from '../gate/index.js';
+import { type AskGate, Gate, getGateStates, setGateStates } from '../gate/index.js';
 import { describeFingerprint, mnistDescription, type MnistModelName, type NetworkDescription, networkGates } from '../models/index.js';
 import { createOptimizer, DEFAULT_OPTIMIZER, type OptimizerSpec } from '../optim/index.js';
-import { balancedPlacement, deployGates, gateCosts, type PlacementSpec, shardableUnits } from './placement.js';
+import { balancedPlacement, deployGates, gateCosts, type PlacementSpec, shardableUnits } from '../deploy/index.js';
 import type { NamedTensor } from '../optim/index.js';
-import type { GateDetached, GateMessage, GateState, ShardInfo } from '../protocol.js';
-import { type AskGate, type Checkpointable, getGateStates, loadCheckpoint, setGateStates } from './checkpoint.js';
-import type { NatsNode } from '../transport/nats.js';
+import type { GateDetached, GateMessage, GateState, ShardInfo } from '../protocol/index.js';
+import { type Checkpointable, loadCheckpoint } from '../persist/index.js';
+import type { NatsNode } from '../transport/index.js';
 import { announceSubject, type DiscoveredGate, discoverNetwork, listSlices, parseSlice, type RegistrySlice, serveRegistry, sliceConflict } from './discovery.js';
 
 

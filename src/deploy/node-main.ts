@@ -6,13 +6,13 @@
  * disconnects (exits or is killed).
  */
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { ActorSystem } from '../actor/system.js';
+import { ActorSystem } from '../actor/index.js';
 import { initBackend } from '../backend.js';
 import { describeError, toErrorInfo } from '../errors.js';
-import { Host, HOST_ID } from '../network/host.js';
-import { answerInvalid, protocolValidator } from '../schema.js';
-import { asFrame, ChannelLink, type ControlMessage, type NodeConfig } from './channel.js';
-import { type Frame, transferList } from './codec.js';
+import { Host, HOST_ID } from './host.js';
+import { answerInvalid, protocolValidator } from '../protocol/index.js';
+import { asFrame, ChannelLink, type ControlMessage, type NodeConfig } from '../transport/channel.js';
+import { type Frame, transferList, wireCodec } from '../wire/index.js';
 
 /** Posts to the parent; `sent` runs once the message has left (a child's IPC is asynchronous). */
 type Post = (message: Frame | ControlMessage, transfer?: ArrayBuffer[], sent?: () => void) => void;
@@ -43,7 +43,7 @@ function channel(): { config: NodeConfig; post: Post; listen: (handler: (message
 const { config, post, listen } = channel();
 // A child process checks every message from its parent; a worker thread shares its parent's
 // process, unless its parent relays frames from outside the process to it.
-const system = new ActorSystem({ node: config.node, name: config.name, validate: (config.validate ?? isMainThread) ? protocolValidator() : undefined });
+const system = new ActorSystem({ node: config.node, name: config.name, codec: wireCodec(), validate: (config.validate ?? isMainThread) ? protocolValidator() : undefined });
 const link = new ChannelLink(`parent ${config.parent}`, (frame) => post(frame, transferList(frame)), undefined, !isMainThread);
 let closing = false;
 

@@ -5,9 +5,11 @@
  * Child processes and NATS get them as bytes ({@link frameToBytes}).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ActorRef, Message } from '../actor/types.js';
+import { type ActorRef, type ActorSystem, isRef, type Message, type MessageCodec } from '../actor/index.js';
 import { backendCopiesData } from '../backend.js';
 import { InvalidArgumentError, ProtocolError } from '../errors.js';
+import { type Limits, LIMITS } from './limits.js';
+import { framePool } from './pool.js';
 
 /** One message on its way to an actor on another node. */
 export interface Frame {
@@ -27,74 +29,11 @@ export interface Frame {
   returns?: ArrayBuffer[];
 }
 
-/**
- * Free frame buffers of this thread, by exact size. Encoding takes a buffer from here instead of
- * allocating one; buffers come back when a frame is decoded on a backend that copies tensor data
- * on creation (wasm), directly or from the peer thread ({@link Frame.returns}). Without it, every
- * tensor crossing a thread allocates a fresh `ArrayBuffer`, and their churn drives V8 into
- * frequent full garbage collections.
- */
-export class BufferPool {
-  private readonly free = new Map<number, ArrayBuffer[]>();
-  private held = 0;
-
-  /**
-   * @param maxBytes most bytes kept (default 64 MiB); more are left to the garbage collector.
-   * @param maxPerSize most buffers kept of one size (default 16).
-   * @param minBytes smallest buffer worth keeping (default 4 KiB).
-   */
-  constructor(
-    readonly maxBytes = 64 * 2 ** 20,
-    readonly maxPerSize = 16,
-    readonly minBytes = 4096,
-  ) {}
-
-  /** Bytes currently kept. */
-  get bytes(): number {
-    return this.held;
-  }
-
-  /** A buffer of exactly `byteLength` bytes (contents undefined): a kept one, else a new one. */
-  take(byteLength: number): ArrayBuffer {
-    const buffer = this.free.get(byteLength)?.pop();
-    if (!buffer) return new ArrayBuffer(byteLength);
-    this.held -= byteLength;
-    return buffer;
-  }
-
-  /** Keeps `buffer` for reuse when it is worth keeping and there is room; detached buffers are ignored. */
-  give(buffer: ArrayBuffer): void {
-    const n = buffer.byteLength;
-    if (n < this.minBytes || this.held + n > this.maxBytes || !(buffer instanceof ArrayBuffer)) return;
-    let list = this.free.get(n);
-    if (!list) this.free.set(n, (list = []));
-    if (list.length >= this.maxPerSize) return;
-    list.push(buffer);
-    this.held += n;
-  }
-}
-
-/** This thread's frame buffers (each worker thread has its own module instance). */
-export const framePool = new BufferPool();
-
 /** Whether tensors created from a buffer copy it (so the buffer may be reused at once). */
 export const tensorsCopyBuffers = backendCopiesData;
 
 /** The buffers a frame moves to the receiver when posted to a thread. */
 export const transferList = (frame: Frame): ArrayBuffer[] => (frame.returns ? [...frame.buffers, ...frame.returns] : frame.buffers);
-
-/** Limits that a decoded frame must respect. */
-export interface CodecLimits {
-  /** Largest tensor accepted, in elements. Default 2^28 (1 GiB of float32). */
-  maxTensorElements: number;
-  /** Largest rank accepted. Default 8. */
-  maxRank: number;
-  /** Largest frame accepted, in bytes (header plus buffers). Default 1.5 GiB. */
-  maxFrameBytes: number;
-}
-
-/** The limits used when none are given. */
-export const DEFAULT_LIMITS: CodecLimits = { maxTensorElements: 2 ** 28, maxRank: 8, maxFrameBytes: 1.5 * 2 ** 30 };
 
 const DTYPES = { float32: Float32Array, int32: Int32Array, bool: Uint8Array } as const;
 type WireDtype = keyof typeof DTYPES;
@@ -164,17 +103,13 @@ function ownBuffer(data: Float32Array | Int32Array | Uint8Array): ArrayBuffer {
   return Uint8Array.prototype.slice.call(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).buffer as ArrayBuffer;
 }
 
-function isRef(value: unknown): value is ActorRef {
-  return typeof value === 'object' && value !== null && typeof (value as ActorRef).tell === 'function' && typeof (value as ActorRef).id === 'string';
-}
-
 /**
  * Decodes a frame; `ref` turns an address into a ref of the receiving system. The caller owns
  * the tensors created.
  * @throws ProtocolError for malformed JSON, a placeholder that points nowhere, a dtype or shape
  *   that does not match its buffer, or a tensor over the limits.
  */
-export function decodeMessage(frame: Frame, ref: (id: string, name: string, node: string) => ActorRef, limits: CodecLimits = DEFAULT_LIMITS): Message {
+export function decodeMessage(frame: Frame, ref: (id: string, name: string, node: string) => ActorRef, limits: Limits = LIMITS): Message {
   let parsed: unknown;
   try {
     parsed = JSON.parse(frame.header);
@@ -205,7 +140,7 @@ export function decodeMessage(frame: Frame, ref: (id: string, name: string, node
   }
 }
 
-function tensorFrom(v: Record<string, unknown>, buffers: ArrayBuffer[], limits: CodecLimits, created: tf.Tensor[]): tf.Tensor {
+function tensorFrom(v: Record<string, unknown>, buffers: ArrayBuffer[], limits: Limits, created: tf.Tensor[]): tf.Tensor {
   const { $tensor: index, dtype, shape } = v;
   const buffer = typeof index === 'number' ? buffers[index] : undefined;
   if (!buffer) throw new ProtocolError(`Tensor placeholder ${String(index)} points to no buffer.`);
@@ -359,7 +294,7 @@ export function frameToBytes(frame: Frame): Uint8Array {
  * @throws ProtocolError for a wrong magic number, a truncated or inconsistent frame, or a frame
  *   over `maxFrameBytes`.
  */
-export function bytesToFrame(bytes: Uint8Array, limits: CodecLimits = DEFAULT_LIMITS): Frame {
+export function bytesToFrame(bytes: Uint8Array, limits: Limits = LIMITS): Frame {
   if (bytes.byteLength > limits.maxFrameBytes) throw new ProtocolError(`Frame of ${bytes.byteLength} bytes is over the limit of ${limits.maxFrameBytes}.`);
   if (bytes.byteLength < 8) throw new ProtocolError(`Frame of ${bytes.byteLength} bytes is too short.`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -394,10 +329,33 @@ export function bytesToFrame(bytes: Uint8Array, limits: CodecLimits = DEFAULT_LI
   return { node: envelope.node, to: envelope.to, header: envelope.header, buffers };
 }
 
-/** Every tensor inside a message (nested objects and arrays included). */
-export function tensorsIn(value: unknown, found: tf.Tensor[] = []): tf.Tensor[] {
-  if (value instanceof tf.Tensor) found.push(value);
-  else if (Array.isArray(value)) value.forEach((v) => tensorsIn(v, found));
-  else if (value !== null && typeof value === 'object' && !isRef(value)) Object.values(value).forEach((v) => tensorsIn(v, found));
-  return found;
+/**
+ * The codec an actor system uses for frames ({@link MessageCodec}): encoding frees the
+ * message's tensors, arriving frames give back the pooled buffers they return, decoded frames
+ * hand their buffers back for reuse where the tensors made from them own copies.
+ */
+export function wireCodec(limits: Limits = LIMITS): MessageCodec<Frame> {
+  return {
+    encode(message, target) {
+      const { frame, tensors } = encodeMessage(message, target);
+      tensors.forEach((t) => t.dispose()); // the receiver gets its own copies; ownership moved
+      return frame;
+    },
+    decode: (frame, ref) => decodeMessage(frame, ref, limits),
+    arrived(frame) {
+      if (!frame.returns) return;
+      frame.returns.forEach((b) => framePool.give(b));
+      delete frame.returns; // they were ours; a forwarded frame must not carry them on
+    },
+    decoded(frame, from) {
+      if (!tensorsCopyBuffers() || frame.buffers.length === 0) return;
+      if (from?.recycle) from.recycle(frame.buffers);
+      else frame.buffers.forEach((b) => framePool.give(b));
+    },
+  };
+}
+
+/** Gives `system` the wire codec unless it has a codec already; every transport calls it. */
+export function useWireCodec(system: ActorSystem, limits?: Limits): void {
+  system.codec ??= wireCodec(limits);
 }

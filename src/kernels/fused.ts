@@ -1,3 +1,4 @@
+// Over 400 lines: the kernels share one generated WebAssembly module, its heap views and its loader.
 /**
  * Fused kernels for the wasm backend: optimizer steps, the finiteness check gates run on every
  * input and gradient ({@link allFinite}), and the matrix transposes of dense backward passes

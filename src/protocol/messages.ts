@@ -9,10 +9,10 @@
  *            gate 0 tells the sentinel `batchFailed`. A sentinel aborts a batch the same way.
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { ActorRef } from './actor/index.js';
-import type { NamedTensor } from './optim/index.js';
+import type { ActorRef } from '../actor/index.js';
+import type { NamedTensor } from '../optim/index.js';
 
-import type { ErrorInfo } from './errors.js';
+import type { ErrorInfo } from '../errors.js';
 
 export type { ErrorInfo };
 

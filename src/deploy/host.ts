@@ -7,9 +7,9 @@ import type { Actor, ActorContext, ActorFailed, ActorRef } from '../actor/index.
 import type { DataAccess } from '../data/index.js';
 import { describeError, toErrorInfo, type ErrorInfo } from '../errors.js';
 import { gateFromConfig, type GateConfig } from '../gate/index.js';
-import type { GateMessage } from '../protocol.js';
-import type { SentinelMessage } from '../sentinel/sentinel.js';
-import { type SentinelSpec, sentinelFromSpec } from '../sentinel/spec.js';
+import type { GateMessage } from '../protocol/index.js';
+import type { SentinelMessage } from '../sentinel/index.js';
+import { type SentinelSpec, sentinelFromSpec } from '../sentinel/index.js';
 
 /** The id of the host actor on every node. */
 export const HOST_ID = 'host';

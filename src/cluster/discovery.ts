@@ -1,3 +1,4 @@
+// Over 400 lines: the registry protocol and the remote attachment that consumes it are one request/answer exchange.
 /**
  * Discovery of networks over NATS through a registry subject, `akk.<network>.registry`: every
  * process that hosts gates of a network answers a request there with its slice of the network
@@ -16,9 +17,9 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import type { ActorRef } from '../actor/index.js';
 import { GateConflictError, ShapeMismatchError, TransportError } from '../errors.js';
-import type { GateDetached, GateMessage } from '../protocol.js';
+import type { GateDetached, GateMessage } from '../protocol/index.js';
 import type { Sentinel, SentinelMessage, SentinelSummary } from '../sentinel/index.js';
-import { natsSubject, SUBJECT_TOKEN, type NatsNode } from '../transport/nats.js';
+import { natsSubject, SUBJECT_TOKEN, type NatsNode } from '../transport/index.js';
 
 /** One gate as the registry lists it. */
 export interface RegistryGate {

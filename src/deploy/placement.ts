@@ -1,3 +1,4 @@
+// Over 400 lines: the placement cost model and deployGates share the plan types and shard arithmetic.
 /**
  * Placement of a network's gates on the main thread, in worker threads or in child processes,
  * whole or split by output units into shards. `'auto'` cuts the chain into shares of about equal
@@ -9,14 +10,20 @@ import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import type { ActorRef, ActorSystem } from '../actor/index.js';
 import { fromErrorInfo, InvalidArgumentError, TransportError } from '../errors.js';
-import { createLayer, Gate, type GateConfig, type LayerConfig, layerConfig } from '../gate/index.js';
+import { createLayer, Gate, type GateConfig, type GateSpec, type LayerConfig, layerConfig } from '../gate/index.js';
 import { createOptimizer, DEFAULT_OPTIMIZER, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
-import type { GateMessage, GateStateSet, ShardInfo } from '../protocol.js';
-import type { NodeOptions, RemoteNode } from '../transport/channel.js';
-import { spawnProcessNode } from '../transport/process.js';
-import { spawnWorkerNode } from '../transport/worker.js';
+import type { GateMessage, GateStateSet, ShardInfo } from '../protocol/index.js';
+import type { NodeOptions, RemoteNode } from '../transport/index.js';
 import type { HostMessage, HostReply } from './host.js';
-import type { NetworkOptions } from './network.js';
+import { spawnProcessNode, spawnWorkerNode } from './nodes.js';
+
+/** What planning gates reads of a network's options (`NetworkOptions` satisfies it). */
+export interface PlanOptions {
+  gates: GateSpec[];
+  optimizer?: OptimizerSpec | (() => Optimizer);
+  seed?: number;
+  checkFinite?: boolean;
+}
 
 /** A place: the main thread, or a worker thread / child process shared by its `group`. */
 export type Place = { kind: 'main' } | { kind: 'worker' | 'process'; group?: string };
@@ -306,7 +313,7 @@ export function splitPlacement(costs: number[], units: (number | undefined)[], p
  * spec or factory), the spec elsewhere.
  * @throws InvalidArgumentError for a gate off the main thread whose optimizer is a factory.
  */
-export function planGates(options: NetworkOptions, specs: PlacementSpec[]): GatePlan[] {
+export function planGates(options: PlanOptions, specs: PlacementSpec[]): GatePlan[] {
   const shared = options.optimizer ?? DEFAULT_OPTIMIZER;
   return options.gates.map((gate, i) => {
     const main = specs[i]?.kind === 'main';
@@ -327,7 +334,7 @@ export function planGates(options: NetworkOptions, specs: PlacementSpec[]): Gate
 }
 
 /** Whether every gate can travel as data: optimizer specs only, layers not built yet. */
-export const isPortable = (options: NetworkOptions): boolean =>
+export const isPortable = (options: PlanOptions): boolean =>
   typeof options.optimizer !== 'function' && options.gates.every((g) => !(g.optimizer instanceof Optimizer) && g.layers.every((l) => !l.built));
 
 /** One gate, ready to be placed: an optimizer instance for the main thread, a spec elsewhere. */

@@ -7,8 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { setupBackend } from '../../test/helpers.js';
 import { InvalidArgumentError } from '../errors.js';
 import { allFinite, columnSum, fusedKernelsActive, fusedModuleText, loadFusedKernels, sparseMatMul, transpose2d, useFusedKernels } from './fused.js';
-import type { Optimizer } from './optimizer.js';
-import { Adam, DCASGD, SGD } from './optimizers.js';
+import type { Optimizer } from '../optim/index.js';
+import { Adam, DCASGD, SGD } from '../optim/index.js';
 
 let backend = '';
 beforeAll(async () => {

@@ -18,12 +18,12 @@ import { ActorSystem } from '../actor/index.js';
 import { initBackend } from '../backend.js';
 import { describeError } from '../errors.js';
 import { descriptionOptimizer, loadNetworkDescription, MNIST_MODELS } from '../models/index.js';
-import { Host, HOST_ID } from '../network/host.js';
-import { periodicCheckpoints } from '../network/checkpoint.js';
-import { hostGates } from '../network/remote.js';
+import { Host, HOST_ID } from '../deploy/index.js';
+import { periodicCheckpoints } from '../persist/index.js';
+import { hostGates } from '../cluster/index.js';
 import type { OptimizerSpec } from '../optim/index.js';
-import { answerInvalid, protocolValidator } from '../schema.js';
-import { connectNats, type NatsNode, type NatsOptions } from '../transport/nats.js';
+import { answerInvalid, protocolValidator } from '../protocol/index.js';
+import { connectNats, type NatsNode, type NatsOptions } from '../transport/index.js';
 import { nonNegative, positiveInt } from './flags.js';
 
 /** Flags shared by the NATS programs. */

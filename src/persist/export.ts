@@ -7,10 +7,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { DataFormatError, InvalidArgumentError } from '../errors.js';
-import { createLayer } from '../gate/index.js';
-import type { GateState } from '../protocol.js';
-import { disposeStates, writeDirectoryAtomically } from './checkpoint.js';
-import type { Network } from './network.js';
+import { createLayer, disposeStates } from '../gate/index.js';
+import type { GateState } from '../protocol/index.js';
+import { writeDirectoryAtomically } from './checkpoint.js';
+import type { Network } from '../network/index.js';
 
 /** The `model.json` of a tfjs layers model, as `tf.loadLayersModel` reads it. */
 export interface ExportedModelJSON {
