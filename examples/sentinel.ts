@@ -2,8 +2,7 @@
  * `npm run sentinel`: trains, validates or tests a network found by name over NATS (see
  * src/apps/sentinel-app.ts). Example: `npm run sentinel -- train --network mnist --epochs 2`.
  */
-import { sentinelMain } from '../src/apps/sentinel-app.js';
-import { runMain } from '../src/apps/main.js';
+import { sentinelMain, runMain } from 'akkordeon/apps';
 
 await runMain(async () => {
   await sentinelMain(process.argv);

@@ -3,8 +3,8 @@
  * trained asynchronously until all four cases are right; prints the truth table.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ArrayProvider, DCASGD, Network, Sentinel, initBackend, meanSquaredError } from '../src/index.js';
-import { runMain } from '../src/apps/index.js';
+import { ArrayProvider, DCASGD, Network, Sentinel, initBackend } from 'akkordeon';
+import { runMain } from 'akkordeon/apps';
 
 await runMain(async () => {
   console.log(`backend: ${await initBackend()}`);
@@ -21,7 +21,7 @@ await runMain(async () => {
   });
   const data = new ArrayProvider({ x: inputs, y: targets, inputShape: [2], targetShape: [1] });
   const trainer = new Sentinel({
-    name: 'xor', mode: 'train', data, batchSize: 4, concurrency: 1, loss: meanSquaredError,
+    name: 'xor', mode: 'train', data, batchSize: 4, concurrency: 1, loss: 'meanSquaredError',
     epochs: 5000, target: { metric: 'loss', atMost: 0.005 },
   });
   network.attach(trainer);

@@ -1,38 +1,24 @@
 /**
  * akkordeon: asynchronous neural-network training with actors. Gates own groups of layers and
  * their optimizers (DC-ASGD by default); sentinels own data, loss and metrics and drive
- * training, validation, test and prediction passes; a network chains gates. See README.md.
+ * training, validation, test and prediction passes; a network chains gates.
+ *
+ * This entry holds what a user of the framework needs: networks and their descriptions,
+ * sentinels, optimizers, data providers, checkpoints and export, the backend, and every named
+ * error. Each layer below has a subpath of its own for the rest: `akkordeon/actor`,
+ * `akkordeon/wire`, `akkordeon/protocol`, `akkordeon/transport`, `akkordeon/kernels`,
+ * `akkordeon/optim`, `akkordeon/data`, `akkordeon/gate`, `akkordeon/sentinel`, `akkordeon/models`,
+ * `akkordeon/deploy` (placement, hosts), `akkordeon/network`, `akkordeon/persist`,
+ * `akkordeon/cluster` (NATS: hosted slices, discovery, remote sentinels) and `akkordeon/apps`
+ * (the command-line programs).
  */
 export * from './errors.js';
-export { BACKENDS, initBackend, type BackendName } from './backend.js';
-export * from './actor/index.js';
-export * from './optim/index.js';
-export { fusedKernelsActive, loadFusedKernels, useFusedKernels } from './kernels/index.js';
-export * from './gate/index.js';
-export * from './sentinel/index.js';
-export * from './data/index.js';
-export * from './deploy/index.js';
-export * from './network/index.js';
-export * from './persist/index.js';
-export * from './cluster/index.js';
-export * from './models/index.js';
-export * from './transport/index.js';
-export {
-  bytesToFrame,
-  CHUNK_HEADER_BYTES,
-  CHUNK_MAGIC,
-  Chunker,
-  DEFAULT_LIMITS,
-  decodeMessage,
-  encodeMessage,
-  frameToBytes,
-  isChunk,
-  LIMITS,
-  Reassembler,
-  wireCodec,
-  type CodecLimits,
-  type Frame,
-  type Limits,
-  type ReassemblerOptions,
-} from './wire/index.js';
-export * from './protocol/index.js';
+export { initBackend, type BackendName } from './backend.js';
+export { Network, type NetworkOptions, type PlacedSentinel } from './network/index.js';
+export type { GateSpec } from './gate/index.js';
+export type { Placement } from './deploy/index.js';
+export { describeNetwork, loadNetworkDescription, mnistCnn, mnistMlp, networkGates, type NetworkDescription } from './models/index.js';
+export { Sentinel, LOSSES, type EpochStats, type SentinelOptions, type SentinelSpec, type SentinelSummary } from './sentinel/index.js';
+export { Adam, cosineDecay, DCASGD, DEFAULT_OPTIMIZER, SGD, type OptimizerSpec } from './optim/index.js';
+export { ArrayProvider, ensureMnist, loadMnist, readCsv, readJsonl, resolveMnistDir, type DataProvider, type DataSpec } from './data/index.js';
+export { exportModel, loadCheckpoint, loadExportedModel, periodicCheckpoints, saveCheckpoint } from './persist/index.js';
