@@ -17,7 +17,8 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import type { ActorRef } from '../actor/index.js';
 import { GateConflictError, ShapeMismatchError, TransportError } from '../errors.js';
-import type { GateDetached, GateMessage } from '../protocol/index.js';
+import { GateChain } from '../network/index.js';
+import type { GateMessage } from '../protocol/index.js';
 import type { Sentinel, SentinelMessage, SentinelSummary } from '../sentinel/index.js';
 import { natsSubject, SUBJECT_TOKEN, type NatsNode } from '../transport/index.js';
 
@@ -389,13 +390,9 @@ export async function attachRemote(nats: NatsNode, sentinel: Sentinel, options: 
   const events = new EventEmitter<RemoteAttachmentEvents>();
   const stopped = new AbortController();
   const detachTimeoutMs = options.detachTimeoutMs ?? 5000;
-  /** Tells `targets` to free the sentinel's cached batches; the number they dropped. */
-  const free = async (targets: ActorRef<GateMessage>[]): Promise<number> => {
-    const replies = await Promise.all(
-      targets.map((gate) => system.ask<GateDetached, GateMessage>(gate, (replyTo) => ({ type: 'gate.detach', sentinelId: ref.id, replyTo }), detachTimeoutMs).catch(() => undefined)),
-    );
-    return replies.reduce((n, reply) => n + (reply?.dropped ?? 0), 0);
-  };
+  /** Tells `targets` that are up to free the sentinel's cached batches, in pipeline order; the number they dropped. */
+  const free = (targets: ActorRef<GateMessage>[]): Promise<number> =>
+    new GateChain(system, targets, { askTimeoutMs: detachTimeoutMs, isDown: (node) => nats.isDown(node) }).free({ sentinelId: ref.id }, true);
 
   let recovering: Promise<void> | undefined;
   const recover = async (down: string, lost: number[]) => {

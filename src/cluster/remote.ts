@@ -11,12 +11,13 @@ import type * as tf from '@tensorflow/tfjs';
 import { EventEmitter } from 'eventemitter3';
 import type { ActorRef } from '../actor/index.js';
 import { describeError, InvalidArgumentError } from '../errors.js';
-import { type AskGate, Gate, getGateStates, setGateStates } from '../gate/index.js';
+import { Gate } from '../gate/index.js';
+import { GateChain } from '../network/index.js';
 import { describeFingerprint, mnistDescription, type MnistModelName, type NetworkDescription, networkGates } from '../models/index.js';
 import { createOptimizer, DEFAULT_OPTIMIZER, type OptimizerSpec } from '../optim/index.js';
 import { balancedPlacement, deployGates, gateCosts, type PlacementSpec, shardableUnits } from '../deploy/index.js';
 import type { NamedTensor } from '../optim/index.js';
-import type { GateDetached, GateMessage, GateState, ShardInfo } from '../protocol/index.js';
+import type { GateMessage, GateState, ShardInfo } from '../protocol/index.js';
 import { type Checkpointable, loadCheckpoint } from '../persist/index.js';
 import type { NatsNode } from '../transport/index.js';
 import { announceSubject, type DiscoveredGate, discoverNetwork, listSlices, parseSlice, type RegistrySlice, serveRegistry, sliceConflict } from './discovery.js';
@@ -180,11 +181,9 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
     outputShape: shapes[from + i + 1] as number[],
     shards: deployment.shards.get(i) ?? [],
   }));
-  const stateTimeoutMs = options.stateTimeoutMs ?? 30_000;
-  const ask: AskGate = (gate, build) => system.ask(gate, build, stateTimeoutMs);
-  const refs = gates.map((g) => g.ref);
-  const getState = () => getGateStates(refs, ask);
-  const setState = (states: { weights: NamedTensor[]; optimizer?: NamedTensor[] }[]) => setGateStates(refs, states, ask, `this slice (gates ${from}-${to})`);
+  const chain = new GateChain(system, gates.map((g) => g.ref), { askTimeoutMs: options.stateTimeoutMs ?? 30_000, owner: `this slice (gates ${from}-${to})` });
+  const getState = () => chain.getState();
+  const setState = (states: { weights: NamedTensor[]; optimizer?: NamedTensor[] }[]) => chain.setState(states);
   if (options.checkpoint !== undefined && (await hasEntries(options.checkpoint))) {
     try {
       await loadCheckpoint({ getState, setState }, options.checkpoint);
@@ -216,11 +215,7 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
   });
   const remote = (g?: DiscoveredGate) => (g ? system.ref<GateMessage>(g.id, g.name, g.node) : undefined);
   const apply = () => {
-    gates.forEach(({ ref, shards }, i) => {
-      const previous = i > 0 ? gates[i - 1]?.ref : remote(neighbours.previous);
-      const next = i < gates.length - 1 ? gates[i + 1]?.ref : remote(neighbours.next);
-      ref.tell({ type: 'gate.connect', previous, next, shards });
-    });
+    chain.wire({ previous: remote(neighbours.previous), next: remote(neighbours.next) }, (i) => gates[i]?.shards);
     const now = (from === 0 || neighbours.previous !== undefined) && (to === total - 1 || neighbours.next !== undefined);
     if (now && !wired) {
       wired = true;
@@ -289,20 +284,7 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
     log(`network ${network}: node ${node}${name ? ` (${name})` : ''} joined`);
   };
   const onPeerDown = (node: string, reason: 'left' | 'timeout') => reasons.set(node, reason);
-  const detaching = new Set<Promise<number>>();
-  const detachNode = (node: string): Promise<number> => {
-    const pending = (async () => {
-      let dropped = 0;
-      for (const { ref } of gates) {
-        const reply = await system.ask<GateDetached, GateMessage>(ref, (replyTo) => ({ type: 'gate.detach', node, replyTo }), 30_000).catch(() => undefined);
-        dropped += reply?.dropped ?? 0;
-      }
-      return dropped;
-    })();
-    detaching.add(pending);
-    void pending.finally(() => detaching.delete(pending));
-    return pending;
-  };
+  const detachNode = (node: string): Promise<number> => chain.freeNode(node);
   const onNodeDown = (node: string) => {
     if (closed) return;
     for (const key of ['previous', 'next'] as const) {
@@ -345,7 +327,7 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
       nats.events.off('peerUp', onPeerUp);
       nats.events.off('peerDown', onPeerDown);
       system.events.off('nodeDown', onNodeDown);
-      await Promise.allSettled([...detaching]);
+      await chain.settled();
       unserve.forEach((stop) => stop());
       gates.forEach(({ ref, shards }) => [ref, ...shards.map((shard) => shard.ref)].forEach((r) => system.stop(r)));
       await Promise.all(deployment.nodes.map((node) => node.close()));

@@ -8,9 +8,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem, type ActorRef, type Message } from '../actor/index.js';
 import { ActorStoppedError, AkkordeonError, fromErrorInfo, InvalidArgumentError, toErrorInfo, TransportError } from '../errors.js';
-import { Gate, type GateSpec, getGateStates, setGateStates } from '../gate/index.js';
+import { Gate, type GateSpec } from '../gate/index.js';
+import { type FreeTarget, GateChain } from './chain.js';
 import { createOptimizer, DEFAULT_OPTIMIZER, type NamedTensor, Optimizer, type OptimizerSpec } from '../optim/index.js';
-import { type GateDetached, type GateMessage, type GateState, type SentinelReply, type ShardInfo } from '../protocol/index.js';
+import { type GateMessage, type GateState, type SentinelReply, type ShardInfo } from '../protocol/index.js';
 import { EventEmitter } from 'eventemitter3';
 import type { Sentinel, SentinelEvents, SentinelMessage, SentinelSummary } from '../sentinel/index.js';
 import { type SentinelSpec, specTensors } from '../sentinel/index.js';
@@ -92,6 +93,8 @@ export class Network {
   /** Detaches under way, awaited by {@link dispose}. */
   private readonly releases = new Set<Promise<void>>();
   private readonly askTimeoutMs: number;
+  /** Wiring, freeing and state requests of the gates. */
+  private readonly chain: GateChain;
   private readonly gateNodes: Map<string, string[]>;
   /** The shards of each gate split by output units, by gate index. */
   private readonly shards: Map<number, ShardInfo[]>;
@@ -142,7 +145,8 @@ export class Network {
       this.outputShape = shape;
       this.gates = logic.map((gate) => this.system.spawn(() => gate, { name: gate.name, supervision: 'resume' }));
     }
-    this.gates.forEach((ref, i) => ref.tell({ type: 'gate.connect', previous: this.gates[i - 1], next: this.gates[i + 1], shards: this.shards.get(i) }));
+    this.chain = new GateChain(this.system, this.gates, { askTimeoutMs: this.askTimeoutMs, ask: (gate, build) => this.askGate(gate, build) });
+    this.chain.wire({}, (i) => this.shards.get(i));
     this.system.events.on('deadLetter', this.onDeadLetter);
     this.system.events.on('nodeDown', this.onNodeDown);
   }
@@ -350,14 +354,8 @@ export class Network {
     return this.detachWhere({ node });
   }
 
-  private async detachWhere(which: { sentinelId?: string; node?: string }): Promise<number> {
-    let dropped = 0;
-    for (const gate of this.gates) {
-      if (!this.system.isAlive(gate)) continue; // its node went down, and its state with it
-      const reply = await this.system.ask<GateDetached, GateMessage>(gate, (replyTo) => ({ type: 'gate.detach', ...which, replyTo }), this.askTimeoutMs);
-      dropped += reply.dropped;
-    }
-    return dropped;
+  private detachWhere(which: FreeTarget): Promise<number> {
+    return this.chain.free(which);
   }
 
   /**
@@ -375,7 +373,7 @@ export class Network {
 
   /** Copies of every gate's weights, optimizer state and layer configs; the caller owns them. */
   getState(): Promise<GateState[]> {
-    return getGateStates(this.gates, (gate, build) => this.askGate(gate, build));
+    return this.chain.getState();
   }
 
   /**
@@ -383,7 +381,7 @@ export class Network {
    * @throws the first gate's named error (e.g. CheckpointMismatchError); such a gate is unchanged.
    */
   setState(states: { weights: NamedTensor[]; optimizer?: NamedTensor[] }[]): Promise<void> {
-    return setGateStates(this.gates, states, (gate, build) => this.askGate(gate, build), 'this network');
+    return this.chain.setState(states);
   }
 
   /** Stops every sentinel and gate, frees their tensors, and ends the threads and processes it started. */
