@@ -3,48 +3,17 @@
  * the well-known id `'host'`. It builds gates from their configs on request, so that a network
  * can place its gates anywhere, and stops them again.
  */
-import type { Actor, ActorContext, ActorFailed, ActorRef } from '../actor/index.js';
+import type { Actor, ActorContext, ActorRef } from '../actor/index.js';
 import type { DataAccess } from '../data/index.js';
-import { describeError, toErrorInfo, type ErrorInfo } from '../errors.js';
-import { gateFromConfig, type GateConfig } from '../gate/index.js';
-import type { GateMessage } from '../protocol/index.js';
-import type { SentinelMessage } from '../sentinel/index.js';
-import { type SentinelSpec, sentinelFromSpec } from '../sentinel/index.js';
+import { describeError, toErrorInfo } from '../errors.js';
+import { gateFromConfig } from '../gate/index.js';
+import type { GateMessage, HostMessage, HostReply, SentinelMessage, SentinelReport } from '../protocol/index.js';
+import { sentinelFromSpec } from '../sentinel/index.js';
+
+export type { HostMessage, HostReply, SentinelReport };
 
 /** The id of the host actor on every node. */
 export const HOST_ID = 'host';
-
-/** Messages a host understands. */
-export type HostMessage =
-  | { readonly type: 'host.spawnGate'; readonly config: GateConfig; readonly replyTo: ActorRef<HostReply> }
-  | { readonly type: 'host.stopGate'; readonly gate: ActorRef<GateMessage>; readonly replyTo?: ActorRef<HostReply> }
-  | { readonly type: 'host.ping'; readonly replyTo: ActorRef<HostReply> }
-  | {
-      readonly type: 'host.spawnSentinel';
-      readonly spec: SentinelSpec;
-      /** The network's first and last gates. */
-      readonly first: ActorRef<GateMessage>;
-      readonly last: ActorRef<GateMessage>;
-      /** Receives the sentinel's events as {@link SentinelReport}s. */
-      readonly reporter: ActorRef<SentinelReport>;
-      readonly replyTo: ActorRef<HostReply>;
-    }
-  | ActorFailed;
-
-/**
- * A placed sentinel's event, sent to its reporter: `batch`, `epoch` and `batchError` carry the
- * arguments of the sentinel's event of that name; `done` its summary; `failed` the error
- * (`ErrorInfo`) its `done` rejected with.
- */
-export type SentinelReport = { readonly type: 'sentinel.report'; readonly event: 'batch' | 'epoch' | 'batchError' | 'done' | 'failed'; readonly payload: unknown };
-
-/** Replies of a host. */
-export type HostReply =
-  | { readonly type: 'host.gateSpawned'; readonly gate: ActorRef<GateMessage>; readonly inputShape: number[]; readonly outputShape: number[] }
-  | { readonly type: 'host.gateStopped' }
-  | { readonly type: 'host.pong'; readonly node: string; readonly backend: string; readonly pid: number }
-  | { readonly type: 'host.sentinelSpawned'; readonly sentinel: ActorRef<SentinelMessage> }
-  | { readonly type: 'host.failed'; readonly error: ErrorInfo };
 
 /** Host actor logic; spawn with `system.spawn(() => new Host(backend), { id: HOST_ID })`. */
 export class Host implements Actor<HostMessage> {

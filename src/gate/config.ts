@@ -4,25 +4,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from '../errors.js';
-import { createOptimizer, type OptimizerSpec } from '../optim/index.js';
+import { createOptimizer } from '../optim/index.js';
+import type { GateConfig, LayerConfig } from '../protocol/index.js';
 import { Gate } from './gate.js';
 
-/** A tfjs-layers layer as data: its registered class name and its `getConfig()`. */
-export interface LayerConfig {
-  className: string;
-  config: Record<string, unknown>;
-}
-
-/** Everything needed to build a gate anywhere. */
-export interface GateConfig {
-  name: string;
-  layers: LayerConfig[];
-  /** Per-sample input shape, e.g. `[784]`. */
-  inputShape: number[];
-  optimizer: OptimizerSpec;
-  seed?: number;
-  checkFinite?: boolean;
-}
+export type { GateConfig, LayerConfig };
 
 /** The config of a layer (built or not). */
 export function layerConfig(layer: tf.layers.Layer): LayerConfig {

@@ -9,7 +9,9 @@ import { z } from 'zod';
 import type { ActorRef, ActorSystem, Message } from '../actor/index.js';
 import { ProtocolError } from '../errors.js';
 import { type Limits, LIMITS } from '../wire/index.js';
-import type { GateMessage, SentinelReply } from './messages.js';
+import type { DataSpec } from '../data/index.js';
+import type { GateDetached, GateMessage, GateState, GateStateSet, SentinelReply } from './messages.js';
+import type { HostMessage, HostReply, SentinelControl, SentinelReport, SentinelSpec } from './nodes.js';
 
 /** Limits a message from outside must respect: the wire's one set of {@link Limits}. */
 export type SchemaLimits = Limits;
@@ -115,10 +117,25 @@ function schemas(limits: SchemaLimits) {
   ]);
 }
 
-/** Every message type of `messages.ts` has a schema here (a compile-time check; add the schema with the type). */
-type SchemaType = z.infer<ReturnType<typeof schemas>>['type'];
-const everyTypeHasASchema: [GateMessage['type'] | SentinelReply['type']] extends [SchemaType] ? true : never = true;
-void everyTypeHasASchema;
+/*
+ * The schemas and the declared types (messages.ts, nodes.ts) are checked against each other at
+ * compile time: every message type that crosses between nodes has a schema, and each schema has
+ * exactly the fields of its type (likewise a sentinel spec and each kind of its data). A field
+ * added to one and not the other fails `tsc`, naming the message type.
+ */
+type Inferred = z.infer<ReturnType<typeof schemas>>;
+type Declared = GateMessage | GateDetached | GateState | GateStateSet | SentinelReply | SentinelControl | HostMessage | HostReply | SentinelReport;
+/** Declared messages that never leave their node (self-sent timers, supervision, local control). */
+type LocalOnly = 'sentinel.batchTimeout' | 'sentinel.hold' | 'sentinel.connect' | 'actor.failed';
+type KeysOf<U, K extends string, V> = U extends Record<K, V> ? keyof U : never;
+type Drift<A, B, K extends string, V> = [KeysOf<A, K, V>] extends [KeysOf<B, K, V>] ? ([KeysOf<B, K, V>] extends [KeysOf<A, K, V>] ? never : V) : V;
+type Check<T> = [T] extends [never] ? true : { drifted: T };
+type InferredSpec = Extract<Inferred, { type: 'host.spawnSentinel' }>['spec'];
+const everyTypeHasASchema: Check<Exclude<Declared['type'], Inferred['type'] | LocalOnly>> = true;
+const schemasHaveTheirTypesFields: Check<{ [T in Inferred['type']]: Drift<Declared, Inferred, 'type', T> }[Inferred['type']]> = true;
+const specHasItsFields: Check<[keyof SentinelSpec] extends [keyof InferredSpec] ? ([keyof InferredSpec] extends [keyof SentinelSpec] ? never : 'SentinelSpec') : 'SentinelSpec'> = true;
+const dataKindsHaveTheirFields: Check<{ [K in DataSpec['kind']]: Drift<DataSpec, InferredSpec['data'], 'kind', K> }[DataSpec['kind']]> = true;
+void [everyTypeHasASchema, schemasHaveTheirTypesFields, specHasItsFields, dataKindsHaveTheirFields];
 
 /**
  * Makes a validator for `ActorSystemOptions.validate`: accepts the akkordeon protocol (and the

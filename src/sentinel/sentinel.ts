@@ -9,7 +9,9 @@ import { EventEmitter } from 'eventemitter3';
 import type { Actor, ActorContext, ActorRef } from '../actor/index.js';
 import type { Batch, DataProvider } from '../data/index.js';
 import { fromErrorInfo, InvalidArgumentError, toErrorInfo } from '../errors.js';
-import type { ErrorInfo, GateMessage, SentinelReply } from '../protocol/index.js';
+import type { ErrorInfo, GateMessage, SentinelControl, SentinelMessage, SentinelReply } from '../protocol/index.js';
+
+export type { SentinelControl, SentinelMessage };
 import { accuracy, type Loss, lossByName, meanSquaredError, type Metric, softmaxCrossEntropy } from './loss.js';
 import { type BatchFigures, EpochMeter, type EpochStats } from './stats.js';
 
@@ -82,25 +84,6 @@ export interface SentinelEvents {
   batchError: (error: ErrorInfo, batch: number, lost: boolean) => void;
   done: (summary: SentinelSummary) => void;
 }
-
-/** Control messages of a sentinel (besides the gates' replies). */
-export type SentinelControl =
-  | { type: 'sentinel.start'; first: ActorRef<GateMessage>; last: ActorRef<GateMessage> }
-  | { type: 'sentinel.requestPass' }
-  | { type: 'sentinel.finish' }
-  | { type: 'sentinel.batchTimeout'; batch: number }
-  /** Fails every batch in flight (e.g. a node hosting gates went down). */
-  | { type: 'sentinel.failInFlight'; error: ErrorInfo }
-  /**
-   * A node hosting gates went down: give up the batches in flight (counted lost, each reported
-   * as a `batchError` with `error`) and send no more until `sentinel.connect`.
-   */
-  | { type: 'sentinel.hold'; error: ErrorInfo }
-  /** The network is whole again (after `sentinel.hold`): send the next batches to these gates. */
-  | { type: 'sentinel.connect'; first: ActorRef<GateMessage>; last: ActorRef<GateMessage> };
-
-/** Everything a sentinel's mailbox accepts. */
-export type SentinelMessage = SentinelReply | SentinelControl;
 
 interface InFlight {
   batch: Batch;

@@ -5,32 +5,13 @@
  * classification).
  */
 import * as tf from '@tensorflow/tfjs';
-import { type DataAccess, type DataSpec, providerFromSpec } from '../data/index.js';
+import { type DataAccess, providerFromSpec } from '../data/index.js';
+import type { SentinelDataSpec, SentinelSpec } from '../protocol/index.js';
+
+export type { SentinelDataSpec, SentinelSpec };
 import { InvalidArgumentError } from '../errors.js';
 import { lossByName } from './loss.js';
 import { Sentinel, type SentinelOptions } from './sentinel.js';
-
-/** Where a placed sentinel's samples come from: any {@link DataSpec} (MNIST, tensors sent along, CSV, JSON-lines or IDX files, or a provider module on the node). */
-export type SentinelDataSpec = DataSpec;
-
-/** A sentinel as data: {@link SentinelOptions} without functions, with its data as a {@link SentinelDataSpec}. */
-export interface SentinelSpec {
-  name: string;
-  /** `train`, `validate` or `test` (a `predict` sentinel returns its outputs, so it runs where they are wanted). */
-  mode: 'train' | 'validate' | 'test';
-  data: SentinelDataSpec;
-  batchSize?: number;
-  concurrency?: number;
-  epochs?: number;
-  /** A name from `LOSSES`; default `'softmaxCrossEntropy'` for class labels, else `'meanSquaredError'`. */
-  loss?: string;
-  target?: { metric: string; atLeast?: number; atMost?: number };
-  timeLimitMs?: number;
-  batchTimeoutMs?: number;
-  trigger?: 'auto' | 'manual';
-  shuffle?: boolean;
-  onBatchError?: 'stop' | 'skip';
-}
 
 /** The tensors a spec carries (to be disposed by whoever owns the spec when it is not used). */
 export function specTensors(spec: SentinelSpec): tf.Tensor[] {
