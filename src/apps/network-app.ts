@@ -117,11 +117,12 @@ interface NetworkArgs extends NatsFlags {
   saveEvery: number;
 }
 
-/** One line on an optimizer spec, e.g. `dcasgd lr 0.03 (cosine over 860 updates), momentum 0.9`. */
+/** One line on an optimizer spec, e.g. `DC-ASGD lr 0.03 (cosine over 860 updates), momentum 0.9`. */
 function describeOptimizer(spec: OptimizerSpec): string {
   const lr = spec.learningRate;
   const rate = typeof lr === 'object' && lr ? `${lr.initial} (cosine over ${lr.steps} updates)` : `${lr ?? 'default'}`;
-  return `${spec.type} lr ${rate}${'momentum' in spec && spec.momentum !== undefined ? `, momentum ${spec.momentum}` : ''}`;
+  const name = { dcasgd: 'DC-ASGD', sgd: 'SGD', adam: 'Adam' }[spec.type];
+  return `${name} lr ${rate}${'momentum' in spec && spec.momentum !== undefined ? `, momentum ${spec.momentum}` : ''}`;
 }
 
 /** Parses `--threads N` or `--threads auto` (one per core). */

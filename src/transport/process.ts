@@ -4,6 +4,7 @@
  * ("advanced") serialisation, so that frames travel as structured clones with their tensor
  * buffers as binary. Unlike worker threads, a child process may use tfjs-node.
  */
+import { nanoid } from 'nanoid';
 import { fork } from 'node:child_process';
 import { constants } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -14,7 +15,6 @@ import { nodeScript, resolveModules } from './worker.js';
 /** A child process started by {@link startProcessNode}. */
 export type ProcessNode = RemoteNode;
 
-let counter = 0;
 
 /**
  * Forks a child process running `entry` (deploy's node entry hosts a `Host` actor at id `'host'`) and links it to `system`; the
@@ -27,7 +27,7 @@ let counter = 0;
  */
 export async function startProcessNode(system: ActorSystem, entry: URL, options: NodeOptions = {}): Promise<ProcessNode> {
   const backend = options.backend ?? tf.getBackend();
-  const name = options.name ?? `process-${++counter}`;
+  const name = options.name ?? `process-${nanoid(8)}`; // unique without a module-level counter
   const node = childNodeId(system.node, name);
   const config: NodeConfig = { node, parent: system.node, name, backend, modules: resolveModules(options.modules), validate: options.validate };
   const child = fork(nodeScript(entry), [], {

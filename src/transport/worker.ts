@@ -4,6 +4,7 @@
  * thread's MessagePort with their tensor buffers transferred, not copied. tfjs-node is never
  * loaded in a worker (it is not context-aware); with that backend workers use wasm.
  */
+import { nanoid } from 'nanoid';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
@@ -17,8 +18,6 @@ export type WorkerNode = RemoteNode;
 const HERE = import.meta.url;
 /** Loads a node's entry module through tsx when it is TypeScript. */
 export const NODE_BOOTSTRAP = new URL('./bootstrap.mjs', HERE);
-
-let counter = 0;
 
 /** Resolves module specifiers for a node: paths become file URLs, package names stay. */
 export function resolveModules(modules: string[] = []): string[] {
@@ -47,7 +46,7 @@ export async function startWorkerNode(system: ActorSystem, entry: URL, options: 
   if (backend === 'tensorflow') {
     throw new InvalidArgumentError("tfjs-node cannot load in worker threads; use backend 'wasm' or 'cpu' for workers, or spawnProcessNode for a child process.");
   }
-  const name = options.name ?? `worker-${++counter}`;
+  const name = options.name ?? `worker-${nanoid(8)}`; // unique without a module-level counter
   const node = childNodeId(system.node, name);
   const config: NodeConfig = { node, parent: system.node, name, backend, modules: resolveModules(options.modules), validate: options.validate };
   const worker = new Worker(nodeScript(entry), { workerData: { entry: entry.href, config }, execArgv: [], stdout: false, stderr: false });
