@@ -13,7 +13,7 @@
  * (the command-line programs).
  */
 export * from './errors.js';
-export { initBackend, type BackendName } from './backend.js';
+export { BACKENDS, initBackend, type BackendName } from './backend.js';
 export { Network, type NetworkOptions, type PlacedSentinel } from './network/index.js';
 export type { GateSpec } from './gate/index.js';
 export type { Placement } from './deploy/index.js';

@@ -17,7 +17,7 @@ import { Command, InvalidArgumentError as CommanderArgumentError } from 'command
 import { ActorSystem } from '../actor/index.js';
 import { initBackend } from '../backend.js';
 import { describeError } from '../errors.js';
-import { descriptionOptimizer, loadNetworkDescription, MNIST_MODELS } from '../models/index.js';
+import { descriptionOptimizer, loadNetworkDescription, MNIST_MODELS, type MnistModelName } from '../models/index.js';
 import { Host, HOST_ID } from '../deploy/index.js';
 import { periodicCheckpoints } from '../persist/index.js';
 import { hostGates } from '../cluster/index.js';
@@ -109,6 +109,7 @@ interface NetworkArgs extends NatsFlags {
   lr?: number;
   momentum?: number;
   dataRoot: string[];
+  dataModules?: boolean;
   decaySteps?: number;
   warmup?: number;
   seed: number;
@@ -159,13 +160,16 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
       .option('--threads <n|auto>', 'threads for the hosted gates: whole gates or shards of Dense gates in worker threads, as placement auto balances them (auto: one per core)', threadCount, 1)
       .option('--checkpoint <dir>', "the hosted gates' checkpoint: loaded at start when it exists, saved (atomically) every --save-every seconds and on stop")
       .option('--save-every <seconds>', 'seconds between checkpoints (with --checkpoint)', positiveInt('--save-every'), 60)
-      .option('--data-root <dir>', 'a directory whose files and modules sentinels spawned here over NATS may name as their data (repeatable; default none)', (dir: string, dirs: string[]) => [...dirs, dir], []),
+      .option('--data-root <dir>', 'a directory whose files sentinels that other nodes start here (host.spawnSentinel) may read as their data (repeatable; default none)', (dir: string, dirs: string[]) => [...dirs, dir], [])
+      .option('--data-modules', 'also let such sentinels use data modules (code) under the --data-root directories'),
   )
     .showHelpAfterError()
     .parse(argv);
   const args = program.opts<NetworkArgs>();
   const [from, to] = args.gates ? range(args.gates) : [undefined, undefined];
   const description = await loadNetworkDescription(args.model, args.seed);
+  const builtIn = (MNIST_MODELS as readonly string[]).includes(args.model); // registered under its name, as before descriptions
+  if (args.momentum !== undefined && description.optimizer?.type === 'adam') throw new CommanderArgumentError('--momentum does not apply to the Adam optimizer of this description.');
   const base = descriptionOptimizer(description);
   const lr0 = args.lr ?? (typeof base.learningRate === 'number' ? base.learningRate : undefined);
   if (args.decaySteps && lr0 === undefined) throw new CommanderArgumentError('--decay-steps needs --lr when the description has a learning-rate schedule.');
@@ -179,10 +183,11 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
   const label = `network ${args.name} gates ${args.gates ?? 'all'}`;
   const nats = await connectNats(system, natsOptions(args, args.name, label));
   logConnection(nats, log);
-  system.spawn(() => new Host(backend, undefined, { roots: args.dataRoot }), { id: HOST_ID, name: 'host' });
+  const dataAccess = { roots: args.dataRoot, modules: args.dataModules === true };
+  system.spawn(() => new Host(backend, undefined, dataAccess), { id: HOST_ID, name: 'host' });
   let hosted;
   try {
-    hosted = await hostGates(nats, { model: description, from, to, optimizer, seed: args.seed, threads: args.threads, checkpoint: args.checkpoint, log });
+    hosted = await hostGates(nats, { model: builtIn ? (args.model as MnistModelName) : description, dataAccess, from, to, optimizer, seed: args.seed, threads: args.threads, checkpoint: args.checkpoint, log });
   } catch (error) {
     await nats.close();
     throw error;

@@ -17,7 +17,7 @@ import { initBackend } from '../backend.js';
 import { ArrayProvider, type DataProvider, type Dataset, datasetProvider, ensureMnist, loadMnist, loadProviderModule, readCsv, readJsonl, resolveMnistDir, shardDataset, sliceDataset } from '../data/index.js';
 import { attachRemote } from '../cluster/index.js';
 import { answerInvalid, protocolValidator } from '../protocol/index.js';
-import { LOSSES, Sentinel, type SentinelSummary } from '../sentinel/index.js';
+import { LOSSES, lossByName, Sentinel, type SentinelSummary } from '../sentinel/index.js';
 import { connectNats } from '../transport/index.js';
 import { nonNegative, positiveInt } from './flags.js';
 import { addNatsFlags, logConnection, type NatsFlags, natsOptions, onStopSignal } from './network-app.js';
@@ -64,8 +64,9 @@ async function mnistData(mode: Mode, args: SentinelArgs, log: (line: string) => 
   let [lo, hi] = [start, Math.min(end, start + (samples ?? end))];
   if (args.shard) {
     const [k, n] = args.shard;
-    const size = Math.ceil((hi - lo) / n);
-    [lo, hi] = [lo + (k - 1) * size, Math.min(hi, lo + k * size)];
+    const count = hi - lo;
+    if (n > count) throw new CommanderArgumentError(`--shard ${k}/${n}: cannot cut ${count} samples into ${n} shards.`);
+    [lo, hi] = [lo + Math.floor(((k - 1) * count) / n), lo + Math.floor((k * count) / n)]; // as shardDataset cuts files
   }
   const x = split.images.subarray(lo * 784, hi * 784).map((v) => (v - 0.1307) / 0.3081); // MNIST mean and std
   const data = new ArrayProvider({ x, y: split.labels.subarray(lo, hi), inputShape: [784], numClasses: 10, seed: args.seed });
@@ -136,8 +137,7 @@ export async function sentinelMain(argv: string[], options: { signal?: AbortSign
   const args = program.opts<SentinelArgs>();
   const name = args.name ?? mode;
   const backend = await initBackend(args.backend);
-  const loss = args.loss === undefined ? undefined : LOSSES[args.loss];
-  if (args.loss !== undefined && !loss) throw new CommanderArgumentError(`--loss must be one of ${Object.keys(LOSSES).join(', ')}, got '${args.loss}'.`);
+  const loss = args.loss === undefined ? undefined : lossByName(args.loss);
   const { data, what } = await loadData(mode, args, log, samples);
   const training = mode === 'train';
   const every = args.every !== undefined && !training ? args.every : undefined;

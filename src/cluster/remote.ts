@@ -10,6 +10,7 @@ import type { Subscription } from '@nats-io/transport-node';
 import type * as tf from '@tensorflow/tfjs';
 import { EventEmitter } from 'eventemitter3';
 import type { ActorRef } from '../actor/index.js';
+import type { DataAccess } from '../data/index.js';
 import { describeError, InvalidArgumentError } from '../errors.js';
 import { Gate } from '../gate/index.js';
 import { GateChain } from '../network/index.js';
@@ -61,7 +62,13 @@ export interface HostGatesOptions {
    * empty is skipped (the gates start from their initial weights).
    */
   checkpoint?: string;
-  /** Timeout of each gate's reply to a state request (`getState`, `setState`), ms. Default 30000. */
+  /**
+   * What sentinels that other nodes have this process's hosts build (`host.spawnSentinel`, on
+   * the main thread and in the worker threads of `threads`) may read from its disk. Default
+   * `{ roots: [] }`: no files or modules, only tensors sent along or MNIST from its default place.
+   */
+  dataAccess?: DataAccess;
+  /** Timeout of each gate's reply to a state or detach request (`getState`, `setState`, `gate.detach`), ms. Default 30000. */
   stateTimeoutMs?: number;
   /** Where log lines go; default `console.log`. */
   log?: (line: string) => void;
@@ -172,7 +179,7 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
     checkFinite: options.checkFinite,
   }));
   // Workers receive frames relayed from NATS, so they validate them as a process would.
-  const deployment = await deployGates(system, plans, shapes[from] as number[], placement, { validate: true });
+  const deployment = await deployGates(system, plans, shapes[from] as number[], placement, { validate: true, dataAccess: options.dataAccess ?? { roots: [] } });
   const gates: HostedGate[] = deployment.gates.map((ref, i) => ({
     index: from + i,
     ref,

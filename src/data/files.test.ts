@@ -3,7 +3,7 @@
  * classes), JSON lines, IDX (raw and gzipped), slices and shards, provider modules, the named
  * errors for bad files, and data roots that refuse paths outside them.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -89,12 +89,26 @@ test('readIdxPair reads raw and gzipped IDX files and scales the inputs', async 
   await expect(readIdxPair(images, file('short.idx', idx([3], [0, 1, 2])))).rejects.toThrow(DataFormatError);
 });
 
-test('slices and shards are views that cover the data once', async () => {
+test('slices and shards are views; the shards of any count cover the data once, without overlap', async () => {
   const ds = await readCsv(file('s.csv', Array.from({ length: 10 }, (_, i) => `${i},${i * 10}`).join('\n')));
   expect(Array.from(sliceDataset(ds, 2, 4).y)).toEqual([20, 30]);
-  const parts = [1, 2, 3].map((k) => Array.from(shardDataset(ds, k, 3).x));
-  expect(parts.flat()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  for (const n of [1, 3, 4, 6, 10]) {
+    const parts = Array.from({ length: n }, (_, k) => Array.from(shardDataset(ds, k + 1, n).x));
+    expect(parts.flat()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(Math.max(...parts.map((p) => p.length)) - Math.min(...parts.map((p) => p.length))).toBeLessThanOrEqual(1);
+  }
+  expect(() => shardDataset(ds, 1, 11)).toThrow(/Cannot cut 10 samples into 11 shards/);
   expect(() => sliceDataset(ds, 5, 11)).toThrow(InvalidArgumentError);
+});
+
+test('hostile or odd input gets named errors: nulls, prototype keys, broken gzip, numeric column names', async () => {
+  await expect(readJsonl(file('n.jsonl', '{"x": [null, 1], "y": 1}\n'))).rejects.toThrow(DataFormatError);
+  await expect(readJsonl(file('p.jsonl', '{"x": [1], "y": 1}\n'), { x: '__proto__' })).rejects.toThrow(/expected an object with fields '__proto__'/);
+  await expect(readJsonl(file('q.jsonl', '{"x": [1], "y": true}\n'))).rejects.toThrow(DataFormatError);
+  const labels = file('l.idx', idx([1], [0]));
+  await expect(readIdxPair(file('broken.idx.gz', new Uint8Array([0x1f, 0x8b, 8, 0, 1, 2, 3])), labels)).rejects.toThrow(/not a valid gzip file/);
+  const headerless = await readCsv(file('h.csv', '5,1,2\n6,3,4\n'), { target: '0' });
+  expect(Array.from(headerless.y)).toEqual([5, 6]); // '0' is column 0, and no row is taken for a header
 });
 
 describe('providerFromSpec', () => {
@@ -108,6 +122,23 @@ describe('providerFromSpec', () => {
     const notProvider = file('bad.mjs', 'export default 42;\n');
     await expect(providerFromSpec({ kind: 'module', path: notProvider })).rejects.toThrow(/is not a DataProvider/);
     await expect(providerFromSpec({ kind: 'parquet' } as never)).rejects.toThrow(/Unknown data kind 'parquet'/);
+  });
+
+  test('with data roots, a symbolic link out of a root is refused, and modules need their own consent', async () => {
+    const outside = mkdtempSync(path.join(os.tmpdir(), 'akkordeon-outside-'));
+    try {
+      writeFileSync(path.join(outside, 'secret.csv'), 'a,y\n1,2\n');
+      symlinkSync(path.join(outside, 'secret.csv'), path.join(dir, 'link.csv'));
+      expect(() => allowedPath(path.join(dir, 'link.csv'), { roots: [dir] })).toThrow(/is refused/);
+      expect(allowedPath(file('..dots.csv', 'a,y\n1,2\n'), { roots: [dir] })).toBe(path.join(realpathSync(dir), '..dots.csv'));
+      const module = file('m.mjs', 'export default { size: 1, inputShape: [1], batches: function* () {} };\n');
+      await expect(providerFromSpec({ kind: 'module', path: module }, { roots: [dir] })).rejects.toThrow(/runs no data modules for other nodes/);
+      expect((await providerFromSpec({ kind: 'module', path: module }, { roots: [dir], modules: true })).size).toBe(1);
+      const throwing = file('t.mjs', "export default () => { throw new Error('no data today'); };\n");
+      await expect(providerFromSpec({ kind: 'module', path: throwing })).rejects.toThrow(/failed to make its provider: no data today/);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 
   test('data roots refuse paths outside them, and no roots refuse every path', async () => {

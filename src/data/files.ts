@@ -47,8 +47,8 @@ async function read(file: string): Promise<Buffer> {
   }
 }
 
-function number(value: string | number | undefined, where: string): number {
-  const v = typeof value === 'number' ? value : value === undefined || value.trim() === '' ? NaN : Number(value);
+function number(value: unknown, where: string): number {
+  const v = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
   if (!Number.isFinite(v)) throw new DataFormatError(`${where}: '${String(value)}' is not a finite number; clean or impute the value.`);
   return v;
 }
@@ -79,14 +79,14 @@ export async function readCsv(file: string, options: CsvOptions = {}): Promise<D
     if (error instanceof DataFormatError) throw error;
     throw new DataFormatError(`${file}: not valid CSV (${(error as Error).message}).`, { cause: error });
   }
-  const named = [options.target, ...(options.features ?? [])].flat().some((c) => typeof c === 'string');
+  const named = [options.target, ...(options.features ?? [])].flat().some((c) => typeof c === 'string' && !/^\d+$/.test(c));
   const first = rows[0] ?? [];
   const header = options.header ?? (named || first.some((f) => f !== '' && !Number.isFinite(Number(f))));
   const names = header ? first : first.map((_, i) => String(i));
   const body = header ? rows.slice(1) : rows;
   if (body.length === 0) throw new DataFormatError(`${file}: no data rows.`);
   const column = (c: string | number): number => {
-    const i = typeof c === 'number' ? c : names.indexOf(c);
+    const i = typeof c === 'number' ? c : names.includes(c) || !/^\d+$/.test(c) ? names.indexOf(c) : Number(c); // '3' is column 3 unless a column is named so
     if (!(Number.isInteger(i) && i >= 0 && i < names.length)) throw new InvalidArgumentError(`${file}: no column ${JSON.stringify(c)}; the columns are ${names.join(', ')}.`);
     return i;
   };
@@ -115,9 +115,9 @@ export interface JsonlOptions {
   classes?: number;
 }
 
-/** The shape of a nested array of numbers, e.g. `[28, 28]`; `[]` for a number. */
-function shapeOf(value: unknown): number[] {
-  return Array.isArray(value) ? [value.length, ...shapeOf(value[0])] : [];
+/** The shape of a nested array of numbers, e.g. `[28, 28]`; `[]` for a number; at most 8 dimensions are looked at. */
+function shapeOf(value: unknown, depth = 0): number[] {
+  return Array.isArray(value) && depth < 8 ? [value.length, ...shapeOf(value[0], depth + 1)] : [];
 }
 
 /**
@@ -143,14 +143,14 @@ export async function readJsonl(file: string, options: JsonlOptions = {}): Promi
     } catch (error) {
       throw new DataFormatError(`${where}: not JSON (${(error as Error).message}).`, { cause: error });
     }
-    if (row === null || typeof row !== 'object' || !(xKey in row) || !(yKey in row)) throw new DataFormatError(`${where}: expected an object with fields '${xKey}' and '${yKey}'.`);
+    if (row === null || typeof row !== 'object' || Array.isArray(row) || !Object.hasOwn(row, xKey) || !Object.hasOwn(row, yKey)) throw new DataFormatError(`${where}: expected an object with fields '${xKey}' and '${yKey}'.`);
     const record = row as Record<string, unknown>;
     const [x, y] = [record[xKey], record[yKey]];
     const [xShape, yShape] = [shapeOf(x), shapeOf(y)];
     inputShape ??= xShape.length === 0 ? [1] : xShape;
     targetShape ??= yShape.length === 0 ? [1] : yShape;
-    const flatX = [x].flat(Infinity) as unknown[];
-    const flatY = [y].flat(Infinity) as unknown[];
+    const flatX = [x].flat(8) as unknown[];
+    const flatY = [y].flat(8) as unknown[];
     if (flatX.length !== inputShape.reduce((a, b) => a * b, 1) || flatY.length !== targetShape.reduce((a, b) => a * b, 1)) {
       throw new DataFormatError(`${where}: '${xKey}' has shape [${xShape}] and '${yKey}' [${yShape}], but line 1 had [${inputShape}] and [${targetShape}]; every line needs the same shapes.`);
     }
@@ -174,9 +174,19 @@ export interface IdxOptions {
   classes?: number;
 }
 
+/** The most bytes a gzipped IDX file may unpack to (1 GiB; MNIST's largest is 47 MB). */
+const MAX_IDX_BYTES = 1 << 30;
+
 async function idxFile(file: string) {
   const bytes = await read(file);
-  const raw = bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes;
+  let raw: Buffer = bytes;
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    try {
+      raw = gunzipSync(bytes, { maxOutputLength: MAX_IDX_BYTES });
+    } catch (error) {
+      throw new DataFormatError(`${file}: not a valid gzip file of at most ${MAX_IDX_BYTES} bytes unpacked (${(error as Error).message}).`, { cause: error });
+    }
+  }
   return parseIdx(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength), file);
 }
 
@@ -212,12 +222,17 @@ export function sliceDataset(ds: Dataset, from: number, to: number): Dataset {
   return { ...ds, x: ds.x.subarray(from * perX, to * perX), y };
 }
 
-/** The k-th (1-based) of n equal parts of a dataset: one per training sentinel. */
+/**
+ * The k-th (1-based) of n parts of a dataset, one per training sentinel: samples
+ * `floor((k-1)·N/n)` to `floor(k·N/n)`, so the parts cover the dataset once and differ in size
+ * by at most one.
+ * @throws InvalidArgumentError unless 1 <= k <= n <= the number of samples.
+ */
 export function shardDataset(ds: Dataset, k: number, n: number): Dataset {
-  if (!(Number.isInteger(k) && Number.isInteger(n) && k >= 1 && k <= n)) throw new InvalidArgumentError(`A shard must be k/n with 1 <= k <= n, got ${k}/${n}.`);
   const total = samples(ds);
-  const size = Math.ceil(total / n);
-  return sliceDataset(ds, Math.min((k - 1) * size, total - 1), Math.min(total, k * size));
+  if (!(Number.isInteger(k) && Number.isInteger(n) && k >= 1 && k <= n)) throw new InvalidArgumentError(`A shard must be k/n with 1 <= k <= n, got ${k}/${n}.`);
+  if (n > total) throw new InvalidArgumentError(`Cannot cut ${total} samples into ${n} shards; use at most ${total}.`);
+  return sliceDataset(ds, Math.floor(((k - 1) * total) / n), Math.floor((k * total) / n));
 }
 
 /** An {@link ArrayProvider} over a dataset, reshuffled each epoch from `seed`. */

@@ -4,6 +4,7 @@
  * and modules are read on the node that builds the provider; no code ever travels, and a node
  * can restrict which of its directories a spec may name ({@link DataAccess}).
  */
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as tf from '@tensorflow/tfjs';
@@ -45,29 +46,47 @@ export const DATA_KINDS = ['mnist', 'tensors', 'csv', 'jsonl', 'idx', 'module'] 
 
 /**
  * What a node lets a {@link DataSpec} read. `roots` undefined: any path (a worker thread or child
- * process started by this user); otherwise every file, directory and module must lie inside one of
- * `roots` (a host serving requests from other machines).
+ * process started by this user for its own sentinels). Otherwise every file and directory must
+ * lie inside one of `roots`, symbolic links resolved (a host serving requests from other
+ * machines), and a `module` spec, which runs code from the node's disk, is refused unless
+ * `modules` is true.
  */
 export interface DataAccess {
   roots?: string[];
+  /** With `roots`: let `module` specs import modules under the roots. Default false. */
+  modules?: boolean;
+}
+
+/** Whether `file` is `root` or inside it (both absolute, resolved). */
+function inside(root: string, file: string): boolean {
+  const relative = path.relative(root, file);
+  return relative === '' || (relative !== '..' && !relative.startsWith(`..${path.sep}`) && !path.isAbsolute(relative));
+}
+
+/** The real path of a file, or of its nearest existing parent joined with the rest (for files still to be read). */
+function realPath(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    const parent = path.dirname(file);
+    return parent === file ? file : path.join(realPath(parent), path.basename(file));
+  }
 }
 
 /**
- * Resolves a spec's path against the node's working directory and checks it against `access`.
+ * Resolves a spec's path against the node's working directory and checks it against `access`,
+ * after resolving symbolic links (so that a link inside a root cannot lead out of it).
  * @throws InvalidArgumentError for a path outside every root.
  */
 export function allowedPath(file: string, access: DataAccess = {}): string {
   const resolved = path.resolve(file);
   if (access.roots === undefined) return resolved;
-  const inside = access.roots.some((root) => {
-    const relative = path.relative(path.resolve(root), resolved);
-    return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
-  });
-  if (!inside) {
+  const real = realPath(resolved);
+  if (!access.roots.some((root) => inside(realPath(path.resolve(root)), real))) {
     const where = access.roots.length === 0 ? 'this node allows no data files from other nodes (start it with --data-root DIR)' : `this node reads data only under ${access.roots.join(', ')}`;
     throw new InvalidArgumentError(`Data path ${file} is refused: ${where}.`);
   }
-  return resolved;
+  return real;
 }
 
 const isProvider = (value: unknown): value is DataProvider =>
@@ -75,8 +94,8 @@ const isProvider = (value: unknown): value is DataProvider =>
 
 /**
  * Imports a provider module from this node's disk.
- * @throws InvalidArgumentError when the module cannot be imported, lacks the export, or the export
- *   is neither a provider nor a function returning one.
+ * @throws InvalidArgumentError when the module cannot be imported, lacks the export, its function
+ *   throws, or the export is neither a provider nor a function returning one.
  */
 export async function loadProviderModule(file: string, exportName = 'default', options: Record<string, unknown> = {}): Promise<DataProvider> {
   let module: Record<string, unknown>;
@@ -85,8 +104,13 @@ export async function loadProviderModule(file: string, exportName = 'default', o
   } catch (error) {
     throw new InvalidArgumentError(`Cannot import the data module ${file}: ${(error as Error).message}`, { cause: error });
   }
-  const value = module[exportName];
-  const provider = typeof value === 'function' ? await (value as (o: Record<string, unknown>) => unknown)(options) : value;
+  const value = Object.hasOwn(module, exportName) ? module[exportName] : undefined;
+  let provider: unknown;
+  try {
+    provider = typeof value === 'function' ? await (value as (o: Record<string, unknown>) => unknown)(options) : value;
+  } catch (error) {
+    throw new InvalidArgumentError(`The data module ${file} failed to make its provider: ${(error as Error).message}`, { cause: error });
+  }
   if (!isProvider(provider)) {
     throw new InvalidArgumentError(`The export '${exportName}' of ${file} is not a DataProvider (an object with size, inputShape and batches()) or a function returning one.`);
   }
@@ -123,6 +147,9 @@ export async function providerFromSpec(spec: DataSpec, access: DataAccess = {}):
     case 'idx':
       return datasetProvider(ranged(await readIdxPair(allowedPath(spec.images, access), allowedPath(spec.labels, access), spec), spec), spec.seed);
     case 'module':
+      if (access.roots !== undefined && !access.modules) {
+        throw new InvalidArgumentError(`Data module ${spec.path} is refused: this node runs no data modules for other nodes (start it with --data-modules to allow modules under its --data-root).`);
+      }
       return loadProviderModule(allowedPath(spec.path, access), spec.export, spec.options);
     default:
       throw new InvalidArgumentError(`Unknown data kind '${String((spec as { kind?: unknown }).kind)}'; use one of ${DATA_KINDS.join(', ')}.`);

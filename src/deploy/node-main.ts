@@ -71,7 +71,7 @@ if (isMainThread) process.on('disconnect', () => shutdown(0));
 try {
   const backend = await initBackend(config.backend);
   for (const module of config.modules) await import(module);
-  system.spawn(() => new Host(backend), { id: HOST_ID, name: `host@${config.name}` });
+  system.spawn(() => new Host(backend, undefined, config.dataAccess), { id: HOST_ID, name: `host@${config.name}` });
   post({ control: 'ready', backend, pid: process.pid });
 } catch (error) {
   console.error(`[${config.name}] failed to start: ${describeError(error)}`);

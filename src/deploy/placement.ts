@@ -318,7 +318,7 @@ export function planGates(options: PlanOptions, specs: PlacementSpec[]): GatePla
   return options.gates.map((gate, i) => {
     const main = specs[i]?.kind === 'main';
     if (!main && !gate.optimizer && typeof shared === 'function') {
-      throw new InvalidArgumentError(`Gate ${i} runs in a ${specs[i]?.kind} but NetworkOptions.optimizer is a function; pass an OptimizerSpec such as { type: 'dcasgd', learningRate: 0.1 } so that it can be built there.`);
+      throw new InvalidArgumentError(`Gate ${i} runs in a ${specs[i]?.kind} but NetworkOptions.optimizer is a function; pass an OptimizerSpec such as { type: 'dcasgd', learningRate: 0.03, momentum: 0.9 } so that it can be built there.`);
     }
     const spec = gate.optimizer ?? shared;
     const optimizer = !main || spec instanceof Optimizer ? spec : typeof spec === 'function' ? spec() : createOptimizer(spec);
@@ -379,7 +379,7 @@ export async function deployGates(system: ActorSystem, plans: GatePlan[], inputS
     const plan = plans[i] as GatePlan;
     if (spec.shards) {
       checkShards(i, spec.shards, plan.layers);
-      if (!plan.spec) throw new InvalidArgumentError(`Gate ${i} (${plan.name}) is split into shards but its optimizer is not an OptimizerSpec; pass a spec such as { type: 'dcasgd', learningRate: 0.1 } so that each shard can build its own.`);
+      if (!plan.spec) throw new InvalidArgumentError(`Gate ${i} (${plan.name}) is split into shards but its optimizer is not an OptimizerSpec; pass a spec such as { type: 'dcasgd', learningRate: 0.03, momentum: 0.9 } so that each shard can build its own.`);
       spec.shards.forEach((shard, j) => {
         const key = placeKey(shard, `${plan.name}-shard-${j}`);
         if (key) keys.set(key, shard.kind as 'worker' | 'process');
@@ -390,7 +390,7 @@ export async function deployGates(system: ActorSystem, plans: GatePlan[], inputS
     if (built) throw new InvalidArgumentError(`Gate ${i} (${plan.name}) is placed in a ${spec.kind}${spec.shards ? ' and split into shards' : ''} but its layer ${built.name} is already built; its weights would not travel. Pass fresh layers, or place the gate on 'main'.`);
     if (spec.kind === 'main') return;
     if (plan.optimizer instanceof Optimizer) {
-      throw new InvalidArgumentError(`Gate ${i} (${plan.name}) is placed in a ${spec.kind} but its optimizer is an instance; pass an OptimizerSpec such as { type: 'dcasgd', learningRate: 0.1 } so that it can be built there.`);
+      throw new InvalidArgumentError(`Gate ${i} (${plan.name}) is placed in a ${spec.kind} but its optimizer is an instance; pass an OptimizerSpec such as { type: 'dcasgd', learningRate: 0.03, momentum: 0.9 } so that it can be built there.`);
     }
     keys.set(placeKey(spec, `gate-${i}`) as string, spec.kind);
   });

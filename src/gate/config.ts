@@ -17,15 +17,20 @@ export function layerConfig(layer: tf.layers.Layer): LayerConfig {
 
 /**
  * Re-creates a layer from its config through the tfjs class registry.
- * @throws InvalidArgumentError for a class tfjs does not know.
+ * @throws InvalidArgumentError for a class tfjs does not know, or a config it rejects.
  */
 export function createLayer({ className, config }: LayerConfig): tf.layers.Layer {
-  const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
+  const classes = tf.serialization.SerializationMap.getMap().classNameMap;
+  const entry = typeof className === 'string' && Object.hasOwn(classes, className) ? classes[className] : undefined;
   if (!entry) {
     throw new InvalidArgumentError(`Layer class '${className}' is not registered with tfjs; register it with tf.serialization.registerClass in every process that builds it.`);
   }
   const [cls, fromConfig] = entry;
-  return fromConfig(cls, config as tf.serialization.ConfigDict) as unknown as tf.layers.Layer;
+  try {
+    return fromConfig(cls, config as tf.serialization.ConfigDict) as unknown as tf.layers.Layer;
+  } catch (error) {
+    throw new InvalidArgumentError(`The config of a '${className}' layer does not build: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 /**

@@ -44,6 +44,10 @@ test('a description loads from a .json file, and the fingerprint tells architect
   const loaded = await loadNetworkDescription(file);
   expect(describeFingerprint(loaded)).toBe(describeFingerprint(small));
   expect(describeFingerprint(wide)).not.toBe(describeFingerprint(small));
+  // Layer names and initializer seeds are not architecture: other seeds, same fingerprint.
+  const reseeded = describeNetwork({ name: 'n', inputShape: [4], gates: gates(3), seed: 9 });
+  expect(reseeded.gates[0]?.layers[0]?.config.name).not.toBe(small.gates[0]?.layers[0]?.config.name);
+  expect(describeFingerprint(reseeded)).toBe(describeFingerprint(small));
 });
 
 test('a module may export a function of the seed', async () => {
@@ -59,4 +63,8 @@ test('what is not a description gets a named error saying what is wrong', async 
   await expect(loadNetworkDescription(path.join(dir, 'missing.ts'))).rejects.toThrow(InvalidArgumentError);
   const unknown = { name: 'x', inputShape: [2], gates: [{ name: 'g', layers: [{ className: 'NoSuchLayer', config: {} }] }] };
   expect(() => networkGates(validateDescription(unknown, 'x'))).toThrow(/'NoSuchLayer' is not registered/);
+  const hostile = { name: 'x', inputShape: [2], gates: [{ name: 'g', layers: [{ className: '__proto__', config: {} }] }] };
+  expect(() => networkGates(validateDescription(hostile, 'x'))).toThrow(/'__proto__' is not registered/);
+  const badConfig = { name: 'x', inputShape: [2], gates: [{ name: 'g', layers: [{ className: 'Dense', config: { units: 1, activation: 'no-such-activation' } }] }] };
+  expect(() => networkGates(validateDescription(badConfig, 'x'))).toThrow(/The config of a 'Dense' layer does not build/);
 });

@@ -65,8 +65,8 @@ function seeded(config: Record<string, unknown>, seed: number): Record<string, u
 /**
  * Describes a network as data: each layer as its class name and `getConfig()`, initializers
  * without a seed seeded.
- * @throws InvalidArgumentError for a gate with an optimizer instance or function (only a spec
- *   can travel), or a description that does not validate.
+ * @throws InvalidArgumentError for a gate with an optimizer of its own (a description gives one
+ *   optimizer spec for every gate), or a description that does not validate.
  */
 export function describeNetwork(options: DescribeOptions): NetworkDescription {
   let i = options.seed ?? 1;
@@ -102,9 +102,19 @@ export function networkGates(description: NetworkDescription): GateSpec[] {
   return description.gates.map((gate) => ({ name: gate.name, layers: gate.layers.map(createLayer) }));
 }
 
-/** A short fingerprint of a description's architecture (input shape and layer configs): two hosts of one network name must agree on it. */
+/** A copy of a config without the keys that do not change the architecture: layer names and initializer seeds. */
+function architecture(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(architecture);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).filter(([key]) => key !== 'name' && key !== 'seed').map(([key, v]) => [key, architecture(v)]));
+}
+
+/**
+ * A short fingerprint of a description's architecture (input shape, layer classes and configs,
+ * without layer names and initializer seeds): two hosts of one network name must agree on it.
+ */
 export function describeFingerprint(description: NetworkDescription): string {
-  const json = JSON.stringify({ inputShape: description.inputShape, gates: description.gates });
+  const json = JSON.stringify(architecture({ inputShape: description.inputShape, layers: description.gates.map((g) => g.layers) }));
   return createHash('sha256').update(json).digest('hex').slice(0, 12);
 }
 

@@ -58,26 +58,30 @@ export class GateChain {
 
   /**
    * Tells every gate that is up to free the cached batches of one sentinel (by id) or of every
-   * sentinel on a node; resolves with the number of batches dropped. Gates are asked in pipeline
-   * order, one after the other, so that a batch that gate i had already passed on reaches gate
-   * i+1 before its detach does.
-   * @param tolerant count a gate that fails to answer (down, timed out) as 0 instead of rejecting.
+   * sentinel on a node; resolves with the number of batches dropped. By default the gates are
+   * asked in pipeline order, one after the other, so that a batch that gate i had already passed
+   * on reaches gate i+1 before its detach does (this holds where one sender's messages keep their
+   * order, as within a process).
+   * @param options.tolerant count a gate that fails to answer (down, timed out) as 0 instead of rejecting.
+   * @param options.parallel ask every gate at once (for gates on several other machines, where
+   *   pipeline order cannot be had anyway and a hung host would otherwise delay the rest).
    * @throws AskTimeoutError or ActorStoppedError from a gate that does not answer (unless tolerant).
    */
-  async free(which: FreeTarget, tolerant = false): Promise<number> {
-    let dropped = 0;
-    for (const gate of this.gates) {
-      if (!this.system.isAlive(gate) || this.isDown(gate.node)) continue; // its state went with its node
+  async free(which: FreeTarget, options: { tolerant?: boolean; parallel?: boolean } = {}): Promise<number> {
+    const up = this.gates.filter((gate) => this.system.isAlive(gate) && !this.isDown(gate.node)); // a gate's state went with its node
+    const ask = async (gate: ActorRef<GateMessage>) => {
       const asked = this.system.ask<GateDetached, GateMessage>(gate, (replyTo) => ({ type: 'gate.detach', ...which, replyTo }), this.askTimeoutMs);
-      const reply = tolerant ? await asked.catch(() => undefined) : await asked;
-      dropped += reply?.dropped ?? 0;
-    }
+      return ((options.tolerant ? await asked.catch(() => undefined) : await asked)?.dropped ?? 0) as number;
+    };
+    if (options.parallel) return (await Promise.all(up.map(ask))).reduce((a, b) => a + b, 0);
+    let dropped = 0;
+    for (const gate of up) dropped += await ask(gate);
     return dropped;
   }
 
   /** {@link free} for every sentinel of a node that went down, tolerant, tracked until {@link settled}. */
   freeNode(node: string): Promise<number> {
-    const freeing = this.free({ node }, true);
+    const freeing = this.free({ node }, { tolerant: true });
     this.pending.add(freeing);
     void freeing.finally(() => this.pending.delete(freeing));
     return freeing;

@@ -66,6 +66,12 @@ test('oversized batches, unknown types, bad batch ids and missing refs are rejec
   expect(() => validate({ type: 'gate.abort', sentinel, batch: -1, error: { code: 'X', message: '' } } as never)).toThrow(/batch/);
   expect(() => validate({ type: 'gate.forward', sentinel: { id: 'x' }, batch: 0, x: tf.zeros([1, 2]) } as never)).toThrow(/actor ref/);
   expect(() => validate({ type: 'gate.forward', sentinel, batch: 0, x: tf.zeros([1, 2]) } as never)).not.toThrow();
+  // A sentinel spec from another node carries only a spec's fields, and each data kind only its own.
+  const spawn = (spec: object) => ({ type: 'host.spawnSentinel', spec, first: sentinel, last: sentinel, reporter: sentinel, replyTo: sentinel }) as never;
+  const spec = { name: 's', mode: 'test', data: { kind: 'csv', path: 'a.csv' } };
+  expect(() => validate(spawn(spec))).not.toThrow();
+  expect(() => validate(spawn({ ...spec, now: 'x' }))).toThrow(/spec: Unrecognized key/);
+  expect(() => validate(spawn({ ...spec, data: { kind: 'csv', path: 'a.csv', metrics: [] } }))).toThrow(/spec.data: Unrecognized key/);
   tf.dispose(x);
   a.shutdown();
 });

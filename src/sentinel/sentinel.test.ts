@@ -102,6 +102,11 @@ test('invalid options are rejected with a named error', () => {
   expect(() => new Sentinel({ name: 's', mode: 'train', data, batchSize: 0 })).toThrow(InvalidArgumentError);
   expect(() => new Sentinel({ name: 's', mode: 'train', data, concurrency: 1.5 })).toThrow(/concurrency/);
   expect(() => new Sentinel({ name: 's', mode: 'train', data, target: { metric: 'accuracy' } })).toThrow(/atLeast or atMost/);
+  // Regression data measures no accuracy: a target on it could never be met.
+  const regression = new ArrayProvider({ x: [1, 2, 3, 4], y: [0.5, 1.5], inputShape: [2] });
+  expect(() => new Sentinel({ name: 's', mode: 'train', data: regression, target: { metric: 'accuracy', atLeast: 0.9 } })).toThrow(/'accuracy' is not measured by this sentinel \(it measures loss\)/);
+  expect(new Sentinel({ name: 's', mode: 'train', data: regression }).options.loss.name).toBe('meanSquaredError');
+  expect(() => new Sentinel({ name: 's', mode: 'train', data, loss: 'toString' as never })).toThrow(/Unknown loss 'toString'/);
 });
 
 test('batches that never come back are aborted after batchTimeoutMs, counted as lost, and training goes on', async () => {

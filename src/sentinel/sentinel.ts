@@ -149,6 +149,10 @@ export class Sentinel implements Actor<SentinelMessage> {
     if (options.target && options.target.atLeast === undefined && options.target.atMost === undefined) {
       throw new InvalidArgumentError(`Target '${options.target.metric}' needs atLeast or atMost.`);
     }
+    const measured = ['loss', ...this.options.metrics.map((m) => m.name)];
+    if (options.target && !measured.includes(options.target.metric)) {
+      throw new InvalidArgumentError(`Target metric '${options.target.metric}' is not measured by this sentinel (it measures ${measured.join(', ')}); accuracy needs class labels (numClasses on the data).`);
+    }
     if (options.timeLimitMs !== undefined && !(options.timeLimitMs > 0)) throw new InvalidArgumentError(`Invalid time limit: ${options.timeLimitMs} ms.`);
     if (options.batchTimeoutMs !== undefined && !(options.batchTimeoutMs > 0)) throw new InvalidArgumentError(`Invalid batch timeout: ${options.batchTimeoutMs} ms.`);
     this.done = new Promise((resolve, reject) => {

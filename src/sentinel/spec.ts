@@ -26,9 +26,9 @@ export function defaultLoss(data: { numClasses?: number }): 'softmaxCrossEntropy
 /**
  * Builds the sentinel a spec describes, loading its data on this node (paths checked against
  * `access`). The spec's tensors are consumed.
- * @throws InvalidArgumentError for an unknown mode, loss or data kind, a refused path, or a range
- *   outside the data; DataFormatError when the MNIST files are missing or malformed; the provider's and
- *   the sentinel's named errors for bad data or options.
+ * @throws InvalidArgumentError for an unknown mode, loss or data kind, a refused path or module,
+ *   or a range outside the data; DataFormatError when a data file is missing or malformed; the
+ *   provider's and the sentinel's named errors for bad data or options.
  */
 export async function sentinelFromSpec(spec: SentinelSpec, access: DataAccess = {}): Promise<Sentinel> {
   try {
@@ -38,8 +38,10 @@ export async function sentinelFromSpec(spec: SentinelSpec, access: DataAccess = 
     if (spec.loss !== undefined) lossByName(spec.loss); // before the data is read
     const data = await providerFromSpec(spec.data, access);
     const loss = lossByName(spec.loss ?? defaultLoss(data));
-    const { data: _data, loss: _loss, ...rest } = spec;
-    const options: SentinelOptions = { ...rest, data, loss };
+    // Only the fields a spec has: a spec from another node carries nothing else into the sentinel.
+    const { name, mode, batchSize, concurrency, epochs, target, timeLimitMs, batchTimeoutMs, trigger, shuffle, onBatchError } = spec;
+    const given = Object.fromEntries(Object.entries({ batchSize, concurrency, epochs, target, timeLimitMs, batchTimeoutMs, trigger, shuffle, onBatchError }).filter(([, v]) => v !== undefined));
+    const options: SentinelOptions = { ...given, name, mode, data, loss };
     return new Sentinel(options);
   } finally {
     tf.dispose(specTensors(spec));

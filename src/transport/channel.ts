@@ -31,6 +31,8 @@ export interface NodeConfig {
    * child processes do, worker threads do not.
    */
   validate?: boolean;
+  /** What the node's host lets data specs from other nodes read (see `NodeOptions.dataAccess`). */
+  dataAccess?: { roots?: string[]; modules?: boolean };
 }
 
 /** Control messages between a parent and a node it started (frames travel beside them). */
@@ -58,6 +60,12 @@ export interface NodeOptions {
    * (gates in worker threads of a network process, served over NATS).
    */
   validate?: boolean;
+  /**
+   * Which files and modules a sentinel that the node's host builds may read (`DataAccess` of
+   * the data folder): unrestricted by default, right for a node this process placed its own
+   * sentinels on; `{ roots: [...] }` for a node served to other machines.
+   */
+  dataAccess?: { roots?: string[]; modules?: boolean };
 }
 
 /**

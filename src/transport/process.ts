@@ -29,7 +29,7 @@ export async function startProcessNode(system: ActorSystem, entry: URL, options:
   const backend = options.backend ?? tf.getBackend();
   const name = options.name ?? `process-${nanoid(8)}`; // unique without a module-level counter
   const node = childNodeId(system.node, name);
-  const config: NodeConfig = { node, parent: system.node, name, backend, modules: resolveModules(options.modules), validate: options.validate };
+  const config: NodeConfig = { node, parent: system.node, name, backend, modules: resolveModules(options.modules), validate: options.validate, dataAccess: options.dataAccess };
   const child = fork(nodeScript(entry), [], {
     execArgv: [],
     serialization: 'advanced',

@@ -48,7 +48,7 @@ export async function startWorkerNode(system: ActorSystem, entry: URL, options: 
   }
   const name = options.name ?? `worker-${nanoid(8)}`; // unique without a module-level counter
   const node = childNodeId(system.node, name);
-  const config: NodeConfig = { node, parent: system.node, name, backend, modules: resolveModules(options.modules), validate: options.validate };
+  const config: NodeConfig = { node, parent: system.node, name, backend, modules: resolveModules(options.modules), validate: options.validate, dataAccess: options.dataAccess };
   const worker = new Worker(nodeScript(entry), { workerData: { entry: entry.href, config }, execArgv: [], stdout: false, stderr: false });
   const channel: Channel = {
     description: `worker thread ${name}`,
