@@ -58,6 +58,8 @@ export interface ReassemblerOptions {
   maxMessageBytes: number;
   /** Most bytes held for incomplete messages at once; the oldest are dropped to make room. Default 512 MiB. */
   maxPendingBytes?: number;
+  /** Most incomplete messages held at once; the oldest is dropped to make room. Default 256. */
+  maxPendingMessages?: number;
   /** An incomplete message older than this (ms since its last chunk) is dropped. Default 30000. */
   timeoutMs?: number;
   /** Clock in ms; injectable for tests. Default `Date.now`. */
@@ -67,6 +69,8 @@ export interface ReassemblerOptions {
 interface PendingMessage {
   parts: Uint8Array[];
   received: number;
+  /** What it counts against the budget: its bytes, each empty chunk as one. */
+  cost: number;
   next: number;
   count: number;
   total: number;
@@ -83,11 +87,13 @@ export class Reassembler {
   private readonly dropped = new Set<string>();
   private held = 0;
   private readonly maxPendingBytes: number;
+  private readonly maxPendingMessages: number;
   private readonly timeoutMs: number;
   private readonly now: () => number;
 
   constructor(private readonly options: ReassemblerOptions) {
     this.maxPendingBytes = options.maxPendingBytes ?? 512 * 2 ** 20;
+    this.maxPendingMessages = options.maxPendingMessages ?? 256;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.now = options.now ?? Date.now;
   }
@@ -126,20 +132,24 @@ export class Reassembler {
       if (!Number.isSafeInteger(total) || total < 1 || count < 2 || count > total) fail(`header claims ${count} chunks for ${total} bytes.`);
       if (total > this.options.maxMessageBytes) fail(`${total} bytes is over the limit of ${this.options.maxMessageBytes}.`);
       if (total > this.maxPendingBytes) fail(`${total} bytes is over the reassembly budget of ${this.maxPendingBytes} bytes.`);
-      entry = { parts: [], received: 0, next: 0, count, total, lastAt: this.now() };
+      if (this.partial.size >= this.maxPendingMessages) this.drop(this.partial.keys().next().value as string); // the oldest
+      entry = { parts: [], received: 0, cost: 0, next: 0, count, total, lastAt: this.now() };
       this.partial.set(id, entry);
     }
     if (index !== entry.next || count !== entry.count || total !== entry.total) fail(`chunk ${index}/${count} of ${total} bytes does not follow chunk ${entry.next - 1}/${entry.count} of ${entry.total} bytes.`);
     if (entry.received + data.byteLength > entry.total) fail(`chunks carry more than the ${entry.total} bytes announced.`);
-    this.makeRoom(data.byteLength, id);
+    const cost = Math.max(1, data.byteLength); // an empty chunk is not free: it holds an entry open
+    this.makeRoom(cost, id);
+    if (this.held + cost > this.maxPendingBytes) fail(`its chunks would hold more than the reassembly budget of ${this.maxPendingBytes} bytes.`);
     entry.parts.push(Uint8Array.prototype.slice.call(data)); // a copy, also for a Buffer
     entry.received += data.byteLength;
+    entry.cost += cost;
     entry.next++;
     entry.lastAt = this.now();
-    this.held += data.byteLength;
+    this.held += cost;
     if (entry.next < entry.count) return undefined;
     this.partial.delete(id);
-    this.held -= entry.received;
+    this.held -= entry.cost;
     if (entry.received !== entry.total) fail(`its ${entry.count} chunks carry ${entry.received} bytes, not the ${entry.total} announced.`);
     const whole = new Uint8Array(entry.total);
     let offset = 0;
@@ -179,7 +189,7 @@ export class Reassembler {
   private drop(id: string): void {
     const entry = this.partial.get(id);
     if (entry) {
-      this.held -= entry.received;
+      this.held -= entry.cost;
       this.partial.delete(id);
     }
     this.dropped.add(id);

@@ -49,7 +49,7 @@ export function encodeMessage(message: Message, target: ActorRef): { frame: Fram
     if (value === null || typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean') return value;
     if (value === undefined) return undefined;
     if (value instanceof tf.Tensor) {
-      if (!(value.dtype in DTYPES)) throw new InvalidArgumentError(`${path}: tensors of dtype ${value.dtype} cannot cross nodes; use float32, int32 or bool.`);
+      if (!Object.hasOwn(DTYPES, value.dtype)) throw new InvalidArgumentError(`${path}: tensors of dtype ${value.dtype} cannot cross nodes; use float32, int32 or bool.`);
       buffers.push(tensorBuffer(value));
       tensors.push(value);
       return { $tensor: buffers.length - 1, dtype: value.dtype, shape: value.shape };
@@ -117,22 +117,27 @@ export function decodeMessage(frame: Frame, ref: (id: string, name: string, node
     throw new ProtocolError(`Frame header is not valid JSON: ${(error as Error).message}`);
   }
   const created: tf.Tensor[] = [];
-  const walk = (value: unknown): unknown => {
-    if (Array.isArray(value)) return value.map(walk);
+  const walk = (value: unknown, depth: number): unknown => {
     if (value === null || typeof value !== 'object') return value;
+    if (depth > MAX_DEPTH) throw new ProtocolError(`Frame header nests deeper than ${MAX_DEPTH} levels.`);
+    if (Array.isArray(value)) return value.map((inner) => walk(inner, depth + 1));
     const v = value as Record<string, unknown>;
-    if ('$tensor' in v) return tensorFrom(v, frame.buffers, limits, created);
-    if ('$ref' in v) {
+    // Own keys only, and none that could reach a prototype when the object is used.
+    if (Object.hasOwn(v, '$tensor')) return tensorFrom(v, frame.buffers, limits, created);
+    if (Object.hasOwn(v, '$ref')) {
       if (typeof v.$ref !== 'string' || typeof v.node !== 'string') throw new ProtocolError('A ref in the frame has no id or node.');
       return ref(v.$ref, typeof v.name === 'string' ? v.name : v.$ref, v.node);
     }
     const out: Record<string, unknown> = {};
-    for (const [key, inner] of Object.entries(v)) out[key] = walk(inner);
+    for (const key of Object.keys(v)) {
+      if (FORBIDDEN_KEYS.has(key)) throw new ProtocolError(`Frame header holds the key '${key}', which is refused (it could reach an object's prototype).`);
+      out[key] = walk(v[key], depth + 1);
+    }
     return out;
   };
   try {
-    const message = walk(parsed) as Message;
-    if (typeof message !== 'object' || message === null || typeof message.type !== 'string') throw new ProtocolError('Frame holds no message with a string `type`.');
+    const message = walk(parsed, 0) as Message;
+    if (typeof message !== 'object' || message === null || Array.isArray(message) || typeof message.type !== 'string') throw new ProtocolError('Frame holds no message with a string `type`.');
     return message;
   } catch (error) {
     created.forEach((t) => t.dispose());
@@ -140,12 +145,17 @@ export function decodeMessage(frame: Frame, ref: (id: string, name: string, node
   }
 }
 
+/** Keys a decoded header may not hold: they could reach a prototype (`__proto__`) or its constructor. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+/** How deep a decoded header may nest (messages nest a few levels; a deeper one is an attack on the stack). */
+const MAX_DEPTH = 32;
+
 function tensorFrom(v: Record<string, unknown>, buffers: ArrayBuffer[], limits: Limits, created: tf.Tensor[]): tf.Tensor {
   const { $tensor: index, dtype, shape } = v;
-  const buffer = typeof index === 'number' ? buffers[index] : undefined;
-  if (!buffer) throw new ProtocolError(`Tensor placeholder ${String(index)} points to no buffer.`);
-  if (typeof dtype !== 'string' || !(dtype in DTYPES)) throw new ProtocolError(`Tensor dtype '${String(dtype)}' is not one of float32, int32, bool.`);
-  if (!Array.isArray(shape) || shape.length > limits.maxRank || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+  const buffer = Number.isInteger(index) && (index as number) >= 0 && (index as number) < buffers.length ? buffers[index as number] : undefined;
+  if (!(buffer instanceof ArrayBuffer)) throw new ProtocolError(`Tensor placeholder ${String(index).slice(0, 32)} points to no buffer.`);
+  if (typeof dtype !== 'string' || !Object.hasOwn(DTYPES, dtype)) throw new ProtocolError(`Tensor dtype '${String(dtype)}' is not one of float32, int32, bool.`);
+  if (!Array.isArray(shape) || shape.length > limits.maxRank || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     throw new ProtocolError(`Tensor shape ${JSON.stringify(shape)} is not a list of at most ${limits.maxRank} non-negative integers.`);
   }
   const elements = (shape as number[]).reduce((a, b) => a * b, 1);
@@ -160,6 +170,8 @@ function tensorFrom(v: Record<string, unknown>, buffers: ArrayBuffer[], limits: 
 }
 
 const MAGIC = 0x414b4b32; // "AKK2"
+/** Most buffers in one frame (a message's tensors; a checkpoint's state is the largest, a few hundred). */
+const MAX_BUFFERS = 100_000;
 
 /** Buffer encodings in serialised frames. */
 const RAW = 0;
@@ -312,6 +324,10 @@ export function bytesToFrame(bytes: Uint8Array, limits: Limits = LIMITS): Frame 
     throw new ProtocolError('Frame envelope lacks node, to, header, or the lengths and encodings of its buffers.');
   }
   const align = (n: number) => Math.ceil(n / 8) * 8;
+  // The limit holds for the frame as decoded: sparse buffers expand, so their raw sizes count.
+  const decoded = raw.reduce((sum: number, r: unknown) => sum + (Number.isSafeInteger(r) && (r as number) >= 0 ? (r as number) : Infinity), 0);
+  if (decoded > limits.maxFrameBytes) throw new ProtocolError(`Frame decodes to ${decoded} bytes, over the limit of ${limits.maxFrameBytes}.`);
+  if (lengths.length > MAX_BUFFERS) throw new ProtocolError(`Frame has ${lengths.length} buffers, over the limit of ${MAX_BUFFERS}.`);
   let offset = align(8 + length);
   const buffers = lengths.map((n, i) => {
     const rawBytes = raw[i] as number;
