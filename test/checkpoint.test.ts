@@ -207,3 +207,69 @@ test('periodic checkpoints skip saves while no gate has updated, and save again 
   await Promise.all([network, restarted, reloaded].map((n) => n.dispose()));
   expect(tf.memory().numTensors).toBe(baseline);
 });
+
+test('loading refuses NaN or Infinity in a checkpoint, and gates matched by name, leaving the network unchanged', async () => {
+  const network = makeNetwork(16);
+  await train(network, 1);
+  const dir = path.join(temp.path, 'nan');
+  await saveCheckpoint(network, dir);
+  const manifest = JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8'));
+  const entry = manifest.gates[1].weights[0];
+  const bytes = await fs.readFile(path.join(dir, 'weights.bin'));
+  new DataView(bytes.buffer, bytes.byteOffset).setFloat32(entry.offset + 4, NaN, true);
+  await fs.writeFile(path.join(dir, 'weights.bin'), bytes);
+  const target = makeNetwork(16);
+  const before = await snapshot(target);
+  await expect(loadCheckpoint(target, dir)).rejects.toThrow(new RegExp(`NaN or Infinity in gate-1: '${entry.name}'`));
+  expect(await snapshot(target)).toEqual(before);
+  // A gate of another name at the same position does not take the saved one's weights.
+  await saveCheckpoint(network, path.join(temp.path, 'named'));
+  const renamed = new Network({ inputShape: [6], gates: [{ name: 'encoder', layers: [tf.layers.dense({ units: 16, activation: 'relu' })] }, { layers: [tf.layers.dense({ units: 8, activation: 'tanh' }), tf.layers.dense({ units: 3 })] }], optimizer: () => new DCASGD({ learningRate: 0.05, momentum: 0.9 }) });
+  await expect(loadCheckpoint(renamed, path.join(temp.path, 'named'))).rejects.toThrow(/gate 0 is 'encoder', the checkpoint's gate 0 is 'gate-0'/);
+  await Promise.all([network, target, renamed].map((n) => n.dispose()));
+  expect(tf.memory().numTensors).toBe(baseline);
+});
+
+test('a save cut off between its two renames is recovered at the next load (the previous checkpoint, logged), and cleaned up by the next save', async () => {
+  const network = makeNetwork(16);
+  await train(network, 1);
+  const dir = path.join(temp.path, 'crash');
+  await saveCheckpoint(network, dir);
+  const saved = await snapshot(network);
+  // The state a crash leaves: the checkpoint moved aside, the new one still in its temp directory.
+  await fs.rename(dir, `${dir}.old-abc123`);
+  await fs.mkdir(`${dir}.tmp-abc123`);
+  await fs.writeFile(path.join(`${dir}.tmp-abc123`, 'manifest.json'), '{"trunc');
+  const target = makeNetwork(16);
+  const lines: string[] = [];
+  await loadCheckpoint(target, dir, { log: (line) => lines.push(line) });
+  expect(await snapshot(target)).toEqual(saved);
+  expect(lines.join('\n')).toMatch(/a save was cut off after moving it aside: loading the previous complete checkpoint from .*crash\.old-abc123/);
+  await saveCheckpoint(target, dir);
+  expect((await fs.readdir(temp.path)).filter((n) => n.startsWith('crash'))).toEqual(['crash']);
+  await Promise.all([network, target].map((n) => n.dispose()));
+  expect(tf.memory().numTensors).toBe(baseline);
+});
+
+test('loading is all or nothing: when a gate refuses its state, the gates already changed get theirs back', async () => {
+  const network = makeNetwork(16);
+  await train(network, 1);
+  const dir = path.join(temp.path, 'rollback');
+  await saveCheckpoint(network, dir);
+  const target = makeNetwork(16);
+  const before = await snapshot(target);
+  let calls = 0;
+  const flaky = {
+    getState: () => target.getState(),
+    // The first call applies every gate's state, then fails as if the last gate had refused.
+    setState: async (states: Parameters<Network['setState']>[0]) => {
+      await target.setState(states);
+      if (++calls === 1) throw new CheckpointMismatchError('gate-1 refused its state');
+    },
+  };
+  await expect(loadCheckpoint(flaky, dir)).rejects.toThrow(/gate-1 refused/);
+  expect(calls).toBe(2);
+  expect(await snapshot(target)).toEqual(before);
+  await Promise.all([network, target].map((n) => n.dispose()));
+  expect(tf.memory().numTensors).toBe(baseline);
+});

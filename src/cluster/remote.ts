@@ -19,7 +19,7 @@ import { createOptimizer, DEFAULT_OPTIMIZER, type OptimizerSpec } from '../optim
 import { balancedPlacement, deployGates, gateCosts, type PlacementSpec, shardableUnits } from '../deploy/index.js';
 import type { NamedTensor } from '../optim/index.js';
 import type { GateMessage, GateState, ShardInfo } from '../protocol/index.js';
-import { type Checkpointable, loadCheckpoint } from '../persist/index.js';
+import { type Checkpointable, findCheckpoint, loadCheckpoint } from '../persist/index.js';
 import type { NatsNode } from '../transport/index.js';
 import { announceSubject, type DiscoveredGate, discoverNetwork, listSlices, parseSlice, type RegistrySlice, serveRegistry, sliceConflict } from './discovery.js';
 
@@ -191,9 +191,10 @@ export async function hostGates(nats: NatsNode, options: HostGatesOptions): Prom
   const chain = new GateChain(system, gates.map((g) => g.ref), { askTimeoutMs: options.stateTimeoutMs ?? 30_000, owner: `this slice (gates ${from}-${to})` });
   const getState = () => chain.getState();
   const setState = (states: { weights: NamedTensor[]; optimizer?: NamedTensor[] }[]) => chain.setState(states);
-  if (options.checkpoint !== undefined && (await hasEntries(options.checkpoint))) {
+  const saved = options.checkpoint === undefined ? undefined : await findCheckpoint(options.checkpoint);
+  if (options.checkpoint !== undefined && saved && (saved.recovered || (await hasEntries(saved.dir)))) {
     try {
-      await loadCheckpoint({ getState, setState }, options.checkpoint);
+      await loadCheckpoint({ getState, setState }, options.checkpoint, { log: (line) => log(`network ${network}: ${line}`) });
     } catch (error) {
       gates.forEach(({ ref, shards }) => [ref, ...shards.map((shard) => shard.ref)].forEach((r) => system.stop(r)));
       await Promise.all(deployment.nodes.map((node) => node.close()));

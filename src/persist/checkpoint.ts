@@ -4,13 +4,15 @@
  * little-endian values. Saving is atomic (write to a sibling temp directory, fsync, rename);
  * loading checks the whole architecture before it changes anything.
  */
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CheckpointMismatchError, DataFormatError, describeError, InvalidArgumentError } from '../errors.js';
 import type { NamedTensor } from '../optim/index.js';
 import { disposeStates } from '../gate/index.js';
+import { findCheckpoint, writeDirectoryAtomically } from './atomic.js';
+
+export { findCheckpoint, writeDirectoryAtomically };
 import type { GateState } from '../protocol/index.js';
 
 /**
@@ -63,63 +65,6 @@ const BYTES: Record<TensorEntry['dtype'], number> = { float32: 4, int32: 4, bool
 const ARRAYS = { float32: Float32Array, int32: Int32Array, bool: Uint8Array } as const;
 
 const isDir = (p: string) => fs.stat(p).then((s) => s.isDirectory(), () => false);
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r').catch(() => undefined); // directories cannot be opened on Windows
-  await handle?.sync().catch(() => undefined);
-  await handle?.close();
-}
-
-/**
- * Writes `files` (name → contents) as directory `dir`, atomically: into a sibling temp directory
- * `${dir}.tmp-<random>` first, each file fsynced, then renamed into place; an existing `dir` is
- * renamed aside (`${dir}.old-<random>`), replaced, then removed. On failure the previous `dir` is
- * intact and the temp directory is gone; after a crash between the two renames the previous
- * contents are in the `.old-` directory.
- * @throws InvalidArgumentError when `dir` exists and holds anything but these file names (so a
- *   wrong path never deletes unrelated data); the file system's error when a write fails.
- */
-export async function writeDirectoryAtomically(dir: string, files: Record<string, Uint8Array | string>): Promise<void> {
-  const target = path.resolve(dir);
-  const stat = await fs.stat(target).catch(() => undefined);
-  if (stat) {
-    const foreign = stat.isDirectory() ? (await fs.readdir(target)).filter((f) => !Object.hasOwn(files, f)) : [path.basename(target)];
-    if (foreign.length > 0) {
-      throw new InvalidArgumentError(
-        `Refusing to replace ${target}: it holds ${foreign.join(', ')}, which this writer did not create. Choose an empty or new path.`,
-      );
-    }
-  }
-  await fs.mkdir(path.dirname(target), { recursive: true });
-  const suffix = randomBytes(6).toString('hex');
-  const temp = `${target}.tmp-${suffix}`;
-  const aside = `${target}.old-${suffix}`;
-  await fs.mkdir(temp);
-  try {
-    for (const [name, contents] of Object.entries(files)) {
-      const handle = await fs.open(path.join(temp, name), 'wx');
-      try {
-        await handle.writeFile(contents);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    }
-    await syncDir(temp);
-    if (stat) await fs.rename(target, aside);
-    try {
-      await fs.rename(temp, target);
-    } catch (error) {
-      if (stat) await fs.rename(aside, target);
-      throw error;
-    }
-  } catch (error) {
-    await fs.rm(temp, { recursive: true, force: true });
-    throw error;
-  }
-  await syncDir(path.dirname(target));
-  if (stat) await fs.rm(aside, { recursive: true, force: true });
-}
 
 /** Appends tensors to the byte chunks of `weights.bin` (each padded to 4 bytes) and describes them. */
 async function pack(tensors: NamedTensor[], chunks: Uint8Array[], at: { offset: number }): Promise<TensorEntry[]> {
@@ -252,16 +197,32 @@ function toTensor(e: TensorEntry, data: Buffer): tf.Tensor {
   return tf.tensor(new ARRAYS[e.dtype](copy), e.shape, e.dtype);
 }
 
+/** The names of float32 entries that hold NaN or ±Infinity. */
+function nonFinite(entries: TensorEntry[], data: Buffer): string[] {
+  return entries.filter((e) => {
+    if (e.dtype !== 'float32') return false;
+    const values = new Float32Array(new Uint8Array(data.subarray(e.offset, e.offset + e.length)).buffer);
+    return values.some((v) => !Number.isFinite(v));
+  }).map((e) => e.name);
+}
+
 /**
  * Loads a checkpoint written by {@link saveCheckpoint} into `network`: weights, and optimizer
- * state unless `options.optimizer` is false. Everything is checked before anything changes.
+ * state unless `options.optimizer` is false. Every value is checked before anything changes:
+ * gates and tensors are matched by name (never by position), shapes, dtypes and sizes must fit,
+ * and every float32 value must be finite. It applies all or nothing: when a gate still refuses
+ * its state, the gates already changed get their previous state back. When a save crashed
+ * between its two renames, the previous complete checkpoint is loaded and `options.log` says so.
  * @throws CheckpointMismatchError when the directory or a file is missing, or when the gates,
  *   weight names, shapes or optimizer differ (all mismatches in one message); DataFormatError
- *   for a corrupt manifest, an unknown format or version, or a truncated `weights.bin`.
+ *   for a corrupt manifest, an unknown format or version, a truncated `weights.bin`, or values
+ *   that are NaN or ±Infinity.
  */
-export async function loadCheckpoint(network: Checkpointable, dir: string, options: { optimizer?: boolean } = {}): Promise<void> {
+export async function loadCheckpoint(network: Checkpointable, dir: string, options: { optimizer?: boolean; log?: (line: string) => void } = {}): Promise<void> {
   const withOptimizer = options.optimizer ?? true;
-  const { manifest, data } = await readCheckpoint(dir);
+  const found = await findCheckpoint(dir);
+  if (found?.recovered) options.log?.(`checkpoint ${dir} is missing, but a save was cut off after moving it aside: loading the previous complete checkpoint from ${found.dir}`);
+  const { manifest, data } = await readCheckpoint(found?.dir ?? dir);
   const states: GateState[] = await network.getState();
   try {
     const problems: string[] = [];
@@ -271,6 +232,7 @@ export async function loadCheckpoint(network: Checkpointable, dir: string, optio
     states.forEach((state, i) => {
       const entry = manifest.gates[i];
       if (!entry) return;
+      if (entry.name !== state.gate) problems.push(`gate ${i} is '${state.gate}', the checkpoint's gate ${i} is '${entry.name}'`);
       problems.push(...compare(state.gate, 'weight', state.weights, entry.weights), ...checkSlots(state.gate, entry));
       if (withOptimizer && entry.optimizerName !== state.optimizerName) {
         problems.push(`${state.gate}: the network uses optimizer '${state.optimizerName}', the checkpoint has '${entry.optimizerName}' (load with { optimizer: false } to take only the weights)`);
@@ -281,13 +243,22 @@ export async function loadCheckpoint(network: Checkpointable, dir: string, optio
         `Checkpoint ${dir} does not fit this network: ${problems.join('; ')}. Load a checkpoint saved from the same network definition.`,
       );
     }
+    const bad = manifest.gates.flatMap((g) => nonFinite([...g.weights, ...(withOptimizer ? g.optimizer : [])], data).map((name) => `${g.name}: '${name}'`));
+    if (bad.length > 0) throw new DataFormatError(`Checkpoint ${dir} holds NaN or Infinity in ${bad.join(', ')}; it was saved from a diverged network or is corrupt. Load an earlier checkpoint.`);
     // Without optimizer state the gates keep theirs (`optimizer: undefined`).
-    await network.setState(
-      states.map((state, i) => ({
-        weights: (manifest.gates[i] as GateEntry).weights.map((e) => ({ name: e.name, tensor: toTensor(e, data) })),
-        optimizer: withOptimizer ? (manifest.gates[i] as GateEntry).optimizer.map((e) => ({ name: e.name, tensor: toTensor(e, data) })) : undefined,
-      })),
-    );
+    try {
+      await network.setState(
+        states.map((state, i) => ({
+          weights: (manifest.gates[i] as GateEntry).weights.map((e) => ({ name: e.name, tensor: toTensor(e, data) })),
+          optimizer: withOptimizer ? (manifest.gates[i] as GateEntry).optimizer.map((e) => ({ name: e.name, tensor: toTensor(e, data) })) : undefined,
+        })),
+      );
+    } catch (error) {
+      // A gate refused (the others may have taken theirs): put every gate back as it was.
+      const previous = states.map((state) => ({ weights: state.weights.map((w) => ({ name: w.name, tensor: tf.clone(w.tensor) })), optimizer: state.optimizer.map((o) => ({ name: o.name, tensor: tf.clone(o.tensor) })) }));
+      await network.setState(previous).catch(() => undefined);
+      throw error;
+    }
   } finally {
     disposeStates(states);
   }

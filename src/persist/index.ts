@@ -6,6 +6,7 @@
 export {
   CHECKPOINT_FORMAT,
   CHECKPOINT_VERSION,
+  findCheckpoint,
   loadCheckpoint,
   periodicCheckpoints,
   saveCheckpoint,
