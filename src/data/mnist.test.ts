@@ -41,7 +41,7 @@ function writeSplit(images: Uint8Array | Buffer, labels: Uint8Array | Buffer): s
   fs.writeFileSync(path.join(dir, 't10k-labels-idx1-ubyte.gz'), labels);
   return dir;
 }
-const goodImages = () => gzipSync(idx([2, 2, 2], [0, 255, 51, 102, 1, 2, 3, 4]));
+const goodImages = () => gzipSync(idx([2, 28, 28], Array.from({ length: 2 * 784 }, (_, i) => [0, 255, 51, 102][i] ?? i % 256)));
 const goodLabels = () => gzipSync(idx([2], [7, 3]));
 
 async function expectDataError(promise: Promise<unknown>, ...patterns: RegExp[]): Promise<void> {
@@ -136,6 +136,13 @@ describe('loadMnist', () => {
     await expectDataError(loadMnist(writeSplit(goodImages(), badLabel), 'test'), /label 10 at index 1/);
     const flat = gzipSync(idx([2, 4], new Uint8Array(8)));
     await expectDataError(loadMnist(writeSplit(flat, goodLabels()), 'test'), /rank 3/);
+    const small = gzipSync(idx([2, 2, 2], new Uint8Array(8)));
+    await expectDataError(loadMnist(writeSplit(small, goodLabels()), 'test'), /MNIST images are 28x28, this file holds 2x2/);
+  });
+
+  it('refuses a gzip file that unpacks to more than MNIST can need, before holding it all', async () => {
+    const bomb = gzipSync(new Uint8Array(16 + 70_001 * 784)); // a header of zeros and too many bytes
+    await expectDataError(loadMnist(writeSplit(bomb, goodLabels()), 'test'), /gzip/);
   });
 
   it('throws on a missing file, naming the full path and what to do', async () => {

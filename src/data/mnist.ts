@@ -53,6 +53,9 @@ const HOW_TO_GET =
   'run `npm run download-mnist` to fetch it, or pass `--data DIR` / set `MNIST_DIR` to a ' +
   'directory that holds the MNIST .gz files';
 
+/** The most bytes an MNIST file may unpack to: a header and 70,000 images of 28x28 (the train images are 47,040,016). */
+const MAX_MNIST_BYTES = 16 + 70_000 * 784;
+
 async function readIdxGz(file: string): Promise<IdxArray> {
   let gz: Buffer;
   try {
@@ -67,7 +70,7 @@ async function readIdxGz(file: string): Promise<IdxArray> {
   let raw: Buffer;
   try {
     // 1 MiB output chunks: the 16 KiB default makes the 47 MB train images ~3x slower.
-    raw = await gunzipAsync(gz, { chunkSize: 1 << 20 });
+    raw = await gunzipAsync(gz, { chunkSize: 1 << 20, maxOutputLength: MAX_MNIST_BYTES });
   } catch (error) {
     throw new DataFormatError(
       `${file}: not a valid gzip file (${(error as Error).message}); it is corrupt or ` +
@@ -111,6 +114,9 @@ export async function loadMnist(dir: string, split: MnistSplitName): Promise<Mni
     );
   }
   const [count, rows, cols] = img.dims as [number, number, number];
+  if (rows !== 28 || cols !== 28) {
+    throw new DataFormatError(`${imagesPath}: MNIST images are 28x28, this file holds ${rows}x${cols}; it is not MNIST, re-download it with \`npm run download-mnist\``);
+  }
   if (lab.dims[0] !== count) {
     throw new DataFormatError(
       `MNIST ${split} split: ${imagesPath} has ${count} images but ${labelsPath} has ` +
