@@ -49,6 +49,13 @@ export class UnknownBatchError extends AkkordeonError {}
 export class ProtocolError extends AkkordeonError {}
 
 /**
+ * A node sends more than its receiver keeps: more messages than an actor queues from other
+ * nodes, or more batches in flight at a gate than it holds for one sentinel or node. The
+ * message was dropped (its batch fails at its sentinel); other senders are unaffected.
+ */
+export class OverloadError extends ProtocolError {}
+
+/**
  * Two processes host the same gate of a network, or one network name is hosted as two
  * different models; the message names the nodes and the fix.
  */

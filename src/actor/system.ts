@@ -8,7 +8,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { nanoid } from 'nanoid';
-import { ActorStoppedError, AskTimeoutError, InvalidArgumentError, ProtocolError } from '../errors.js';
+import { ActorStoppedError, AskTimeoutError, InvalidArgumentError, OverloadError, ProtocolError } from '../errors.js';
 import { Mailbox } from './mailbox.js';
 import { tensorsIn } from './tensors.js';
 import { type HandlerTracer, traceNow, tracerFromEnv } from './trace.js';
@@ -53,6 +53,13 @@ export interface ActorSystemOptions {
    * it. Default: accept.
    */
   validate?: (message: Message) => void;
+  /**
+   * Most messages an actor's mailbox may hold when one more arrives from another node; beyond it
+   * the message is dropped unread and reported as a `protocolError` (OverloadError), whose
+   * batch then fails at its sentinel (see `answerInvalid`). Local messages are never dropped.
+   * Default 10000.
+   */
+  maxRemoteQueue?: number;
   /**
    * Receives every handled message with its handler's start and end (see `trace.ts`); `false`
    * turns tracing off. Default: this thread's file tracer when `AKKORDEON_TRACE` names a
@@ -192,6 +199,7 @@ export class ActorSystem {
   /** Encodes and decodes the frames of remote messages; set by `ActorSystemOptions.codec` or a transport. */
   codec?: MessageCodec;
   private readonly validate?: (message: Message) => void;
+  private readonly maxRemoteQueue: number;
   /** Receives every handled message, when tracing is on (`ActorSystemOptions.trace`). */
   readonly trace?: HandlerTracer;
 
@@ -201,6 +209,7 @@ export class ActorSystem {
     this.node = o.node ?? nanoid();
     this.codec = o.codec;
     this.validate = o.validate;
+    this.maxRemoteQueue = o.maxRemoteQueue ?? 10_000;
     this.trace = o.trace === false ? undefined : (o.trace ?? tracerFromEnv());
   }
 
@@ -324,6 +333,13 @@ export class ActorSystem {
       const protocolError = error instanceof ProtocolError ? error : new ProtocolError(String(error), { cause: error });
       this.events.emit('protocolError', protocolError, frame, message);
       tensorsIn(message).forEach((t) => t.dispose()); // a rejected message is never delivered
+      return;
+    }
+    const queued = this.cells.get(frame.to)?.mailbox.size ?? 0;
+    if (queued >= this.maxRemoteQueue) {
+      const overload = new OverloadError(`${frame.to} already has ${queued} messages queued; '${message.type}' from another node dropped.`);
+      this.events.emit('protocolError', overload, frame, message);
+      tensorsIn(message).forEach((t) => t.dispose());
       return;
     }
     this.relay(this.ref(frame.to, frame.to), message);

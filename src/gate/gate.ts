@@ -18,6 +18,7 @@ import {
   CheckpointMismatchError,
   describeError,
   InvalidArgumentError,
+  OverloadError,
   NonFiniteError,
   ShapeMismatchError,
   TransportError,
@@ -67,6 +68,13 @@ export interface GateOptions {
   checkFinite?: boolean;
   /** Timeout of the asks a split gate sends its shards (state, detach), ms. Default 30000. */
   shardAskTimeoutMs?: number;
+  /**
+   * Most batches one sentinel may have in flight at this gate (forward state kept for its
+   * backward pass); a forward beyond it fails with OverloadError at that sentinel. Default 1024.
+   */
+  maxInFlightPerSentinel?: number;
+  /** Most batches the sentinels of one node may have in flight here together. Default 4096. */
+  maxInFlightPerNode?: number;
 }
 
 type JoinKind = 'forward' | 'predict' | 'backward';
@@ -90,6 +98,8 @@ export class Gate implements Actor<GateMessage> {
   readonly module: GateModule;
   readonly optimizer: Optimizer;
   private readonly checkFinite: boolean;
+  private readonly maxInFlightPerSentinel: number;
+  private readonly maxInFlightPerNode: number;
   private previous?: ActorRef<GateMessage>;
   private next?: ActorRef<GateMessage>;
   /** Forward state of in-flight training batches, by sentinel id, then batch number. */
@@ -111,6 +121,8 @@ export class Gate implements Actor<GateMessage> {
     this.module = new GateModule(options.layers, options.inputShape, options.seed ?? 0);
     this.optimizer = options.optimizer;
     this.checkFinite = options.checkFinite ?? true;
+    this.maxInFlightPerSentinel = options.maxInFlightPerSentinel ?? 1024;
+    this.maxInFlightPerNode = options.maxInFlightPerNode ?? 4096;
     this.shardAskTimeoutMs = options.shardAskTimeoutMs ?? 30_000;
   }
 
@@ -238,12 +250,25 @@ export class Gate implements Actor<GateMessage> {
     }
   }
 
+  /** Batches in flight here of every sentinel on `node`. */
+  private inFlightOfNode(node: string): number {
+    let n = 0;
+    for (const [sentinel, batches] of this.pending) if (this.nodes.get(sentinel) === node) n += batches.size;
+    return n;
+  }
+
   private forward(m: GateForward): void {
     this.check(m.x, 'forward input', this.module.inputShape);
     const batches = this.batchesOf(m.sentinel.id);
     this.nodes.set(m.sentinel.id, m.sentinel.node);
     if (batches.has(m.batch)) {
       throw new InvalidArgumentError(`${this.name}: batch ${m.batch} of sentinel ${m.sentinel.name} is already in flight; batch numbers must be unique.`);
+    }
+    if (batches.size >= this.maxInFlightPerSentinel) {
+      throw new OverloadError(`${this.name}: sentinel ${m.sentinel.name} already has ${batches.size} batches in flight here, the most a gate keeps for one sentinel; lower its concurrency.`);
+    }
+    if (this.inFlightOfNode(m.sentinel.node) >= this.maxInFlightPerNode) {
+      throw new OverloadError(`${this.name}: the sentinels of node ${m.sentinel.node} already have ${this.maxInFlightPerNode} batches in flight here, the most a gate keeps for one node.`);
     }
     // Shards start on their slices before this gate computes its own.
     this.shards.forEach((shard) => shard.ref.tell({ type: 'gate.forward', sentinel: m.sentinel, batch: m.batch, x: tf.clone(m.x) }));
