@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { NonFiniteError } from '../errors.js';
+import { InvalidArgumentError, NonFiniteError } from '../errors.js';
 import { ArrayProvider, sampleOrder } from './provider.js';
 
 describe('sampleOrder', () => {
@@ -66,5 +66,14 @@ describe('ArrayProvider.batches', () => {
     const x = new Float32Array(n * features);
     x[7 * features + 1] = Number.NaN;
     expect(() => new ArrayProvider({ x, y: new Int32Array(n), inputShape: [features], numClasses: 2 })).toThrow(new NonFiniteError('x holds NaN at sample 7; remove or impute non-finite values.'));
+  });
+});
+
+describe('ArrayProvider checks', () => {
+  test('non-finite regression targets and a numClasses that is not a whole number are refused', () => {
+    expect(() => new ArrayProvider({ x: [1, 2], y: [0.5, NaN], inputShape: [1] })).toThrow(/y holds NaN at sample 1; regression targets must be finite/);
+    expect(() => new ArrayProvider({ x: [1, 2], y: [0, 1], inputShape: [1], numClasses: NaN })).toThrow(InvalidArgumentError);
+    expect(() => new ArrayProvider({ x: [1, 2], y: [0, 1], inputShape: [1], numClasses: 2.5 })).toThrow(/numClasses must be a whole number/);
+    expect(new ArrayProvider({ x: [1, 2], y: [0, 1], inputShape: [1], numClasses: 2 }).size).toBe(2);
   });
 });

@@ -93,7 +93,7 @@ export function sampleOrder(n: number, seed?: number): Int32Array {
  * before training starts.
  *
  * @throws ShapeMismatchError when `x` and `y` disagree on the number of samples;
- *   NonFiniteError when `x` holds NaN or ±Infinity; LabelRangeError for a label that is not an
+ *   NonFiniteError when `x`, or a regression target in `y`, holds NaN or ±Infinity; LabelRangeError for a label that is not an
  *   integer in `[0, numClasses)`.
  */
 export class ArrayProvider implements DataProvider {
@@ -117,6 +117,9 @@ export class ArrayProvider implements DataProvider {
     }
     this.size = this.x.length / features;
     this.seed = options.seed ?? 0;
+    if (options.numClasses !== undefined && !(Number.isInteger(options.numClasses) && options.numClasses >= 1 && options.numClasses <= 2 ** 24)) {
+      throw new InvalidArgumentError(`numClasses must be a whole number from 1 to 2^24, got ${options.numClasses}.`);
+    }
     this.numClasses = options.numClasses;
     const rawY = options.y instanceof tf.Tensor ? options.y.dataSync() : options.y;
     if (this.numClasses !== undefined) {
@@ -139,6 +142,10 @@ export class ArrayProvider implements DataProvider {
     }
     const bad = indexOfNonFinite(this.x);
     if (bad >= 0) throw new NonFiniteError(`x holds ${this.x[bad]} at sample ${Math.floor(bad / features)}; remove or impute non-finite values.`);
+    if (this.numClasses === undefined) {
+      const badY = indexOfNonFinite(this.y as Float32Array);
+      if (badY >= 0) throw new NonFiniteError(`y holds ${this.y[badY]} at sample ${Math.floor(badY / perSample)}; regression targets must be finite numbers.`);
+    }
   }
 
   *batches(epoch: number, batchSize: number, shuffle: boolean): Iterator<Batch> {
