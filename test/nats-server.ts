@@ -19,6 +19,8 @@ export interface NatsServerOptions {
   maxPayload?: number;
   /** Port; default a free one. */
   port?: number;
+  /** The whole configuration file instead of the options above (its `listen` must use `port`). */
+  configText?: string;
   /** Require TLS with this server certificate and key (PEM files). */
   tls?: { certFile: string; keyFile: string };
 }
@@ -86,7 +88,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   if (options.token) lines.push(`authorization { token: ${JSON.stringify(options.token)} }`);
   if (options.tls) lines.push(`tls { cert_file: ${JSON.stringify(options.tls.certFile)}, key_file: ${JSON.stringify(options.tls.keyFile)} }`);
   if (options.user) lines.push(`authorization { users: [ { user: ${JSON.stringify(options.user)}, password: ${JSON.stringify(options.pass ?? '')} } ] }`);
-  writeFileSync(config, `${lines.join('\n')}\n`);
+  writeFileSync(config, options.configText ?? `${lines.join('\n')}\n`);
   let child: ChildProcess | undefined;
 
   const start = async (): Promise<void> => {

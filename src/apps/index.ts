@@ -10,3 +10,4 @@ export { mnistModelName, nonNegative, positiveInt } from './flags.js';
 export { trainMnistMain } from './train-mnist.js';
 export { addNatsFlags, logConnection, natsOptions, networkMain, onStopSignal, type NatsFlags } from './network-app.js';
 export { sentinelMain } from './sentinel-app.js';
+export { natsConfigMain } from './nats-config.js';

@@ -36,6 +36,7 @@ export interface NatsFlags {
   tlsCert?: string;
   tlsKey?: string;
   heartbeatTimeout: number;
+  nodeId?: string;
 }
 
 /** Adds the NATS flags (`--nats`, credentials, TLS files, `--heartbeat-timeout`) to a command. */
@@ -49,7 +50,8 @@ export function addNatsFlags(command: Command): Command {
     .option('--tls-ca <file>', 'CA certificate (PEM) to verify the NATS server; enables TLS')
     .option('--tls-cert <file>', 'client certificate (PEM) for TLS')
     .option('--tls-key <file>', 'client key (PEM) for TLS')
-    .option('--heartbeat-timeout <ms>', 'a node silent this long is down', positiveInt('--heartbeat-timeout'), 5000);
+    .option('--heartbeat-timeout <ms>', 'a node silent this long is down', positiveInt('--heartbeat-timeout'), 5000)
+    .option('--node-id <id>', "this process's node id on NATS (env AKKORDEON_NODE_ID; default: random). A server configured by `npm run nats-config` gives each user's permissions to one node id, by default the user name", env.AKKORDEON_NODE_ID);
 }
 
 /** Connection options from parsed NATS flags. */
@@ -177,7 +179,7 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
   const optimizer = { ...base, ...(learningRate === undefined ? {} : { learningRate }), ...(args.momentum === undefined ? {} : { momentum: args.momentum }) } as OptimizerSpec;
 
   const backend = await initBackend(args.backend);
-  const system = new ActorSystem({ name: `network-${args.name}`, validate: protocolValidator() });
+  const system = new ActorSystem({ name: `network-${args.name}`, validate: protocolValidator(), node: args.nodeId });
   answerInvalid(system, log);
   system.events.on('failure', (f) => log(`network ${args.name}: ${f.actor.name} failed on ${f.messageType}: ${describeError(f.error)}`));
   const label = `network ${args.name} gates ${args.gates ?? 'all'}`;

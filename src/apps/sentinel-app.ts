@@ -154,7 +154,7 @@ export async function sentinelMain(argv: string[], options: { signal?: AbortSign
     onBatchError: 'skip',
   });
 
-  const system = new ActorSystem({ name: `sentinel-${name}`, validate: protocolValidator() });
+  const system = new ActorSystem({ name: `sentinel-${name}`, validate: protocolValidator(), node: args.nodeId });
   answerInvalid(system, log);
   const nats = await connectNats(system, natsOptions(args, args.network, `sentinel ${name}`));
   logConnection(nats, log);

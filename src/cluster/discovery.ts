@@ -20,7 +20,7 @@ import { GateConflictError, ShapeMismatchError, TransportError } from '../errors
 import { GateChain } from '../network/index.js';
 import type { GateMessage } from '../protocol/index.js';
 import type { Sentinel, SentinelMessage, SentinelSummary } from '../sentinel/index.js';
-import { natsSubject, SUBJECT_TOKEN, type NatsNode } from '../transport/index.js';
+import { inboxPrefixOf, natsSubject, SUBJECT_TOKEN, type NatsNode } from '../transport/index.js';
 
 /** One gate as the registry lists it. */
 export interface RegistryGate {
@@ -210,7 +210,7 @@ export async function discoverNetwork(source: NatsNode | NatsConnection, network
   let first: RegistrySlice | undefined;
   let unwired = 0;
   let settling: NodeJS.Timeout | undefined;
-  const inbox = createInbox();
+  const inbox = createInbox('nc' in source ? inboxPrefixOf(source.system.node) : undefined);
   return new Promise<NetworkDirectory>((resolve, reject) => {
     const finish = (error?: Error) => {
       clearInterval(retry);

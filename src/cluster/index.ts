@@ -30,3 +30,4 @@ export {
   type HostedGatesEvents,
   type HostGatesOptions,
 } from './remote.js';
+export { natsServerConfig, rolePermissions, type NatsPermissions, type NatsRole, type NatsServerConfigOptions, type NatsUser } from './authorization.js';

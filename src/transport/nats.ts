@@ -322,6 +322,14 @@ export class NatsNode implements Link {
 }
 
 /**
+ * The reply subjects of a node: `_INBOX_<node>`, so that a server's permissions can give each
+ * node its own inbox (see `natsServerConfig`) instead of every `_INBOX.>`.
+ */
+export function inboxPrefixOf(node: string): string {
+  return `_INBOX_${node}`;
+}
+
+/**
  * Connects `system` to NATS: subscribes to its node subject, starts heartbeats, and makes the
  * connection the system's default route.
  * @throws InvalidArgumentError for a namespace or node id that is not a subject token;
@@ -344,6 +352,7 @@ export async function connectNats(system: ActorSystem, options: NatsOptions): Pr
       pass: options.pass,
       tls: options.tls && (options.tls.caFile || options.tls.certFile || options.tls.keyFile) ? { ...options.tls } : undefined,
       timeout: options.connectTimeoutMs ?? 5000,
+      inboxPrefix: inboxPrefixOf(system.node),
       maxReconnectAttempts: -1,
       reconnectDelayHandler: () => {
         downSince ??= Date.now();

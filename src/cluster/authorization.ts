@@ -1,0 +1,87 @@
+/**
+ * Per-network authorization with nats-server's own machinery: {@link natsServerConfig} writes a
+ * server configuration whose users have publish/subscribe permissions by role, on the subjects
+ * of one network (`akk.<network>.…`, see `natsSubject`):
+ *
+ * - **host** (network processes) and **admin** (checkpoints, state, spawning): every subject of
+ *   the network, their own inbox, and answers to requests they received (the registry).
+ * - **trainer** / **evaluator** (sentinel processes): publish frames to any node of the network,
+ *   its heartbeat and registry requests; subscribe only to its own node's subject, heartbeats,
+ *   registry announcements and its own inbox (`_INBOX_<node>`). It can neither read another
+ *   node's frames, nor answer the registry, announce gates, or reach another network.
+ *
+ * Each process's node id is fixed per user (`--node-id`, by default its user name), so that its
+ * permissions can name its subjects. What the subjects cannot yet express (which message types a
+ * frame carries, and who sent it) the receiving nodes check themselves.
+ */
+import { randomBytes } from 'node:crypto';
+import { InvalidArgumentError } from '../errors.js';
+import { inboxPrefixOf, natsSubject, SUBJECT_TOKEN } from '../transport/index.js';
+import { announceSubject, registrySubject } from './discovery.js';
+
+/** What a NATS user of a network may do. */
+export type NatsRole = 'host' | 'admin' | 'trainer' | 'evaluator';
+
+/** One user of {@link natsServerConfig}. */
+export interface NatsUser {
+  user: string;
+  /** Default: 24 random bytes, base64url. */
+  password?: string;
+  role: NatsRole;
+  /** The node id the user's process runs as (`--node-id`, a subject token); default `user`. One user per process. */
+  node?: string;
+}
+
+/** Options of {@link natsServerConfig}. */
+export interface NatsServerConfigOptions {
+  network: string;
+  users: NatsUser[];
+  /** `host:port` the server listens on. Default `127.0.0.1:4222`. */
+  listen?: string;
+  /** TLS files (PEM) of the server; with `ca`, clients must present certificates signed by it. */
+  tls?: { cert: string; key: string; ca?: string };
+}
+
+/** NATS permissions of one user (nats-server's `permissions` block). */
+export interface NatsPermissions {
+  publish: { allow: string[] };
+  subscribe: { allow: string[] };
+  /** Whether the user may answer requests it received (a host answers registry requests). */
+  allow_responses?: boolean;
+}
+
+/** The publish/subscribe permissions of a role on `network`, for the node id `node`. */
+export function rolePermissions(network: string, role: NatsRole, node: string): NatsPermissions {
+  const inbox = `${inboxPrefixOf(node)}.>`;
+  if (role === 'host' || role === 'admin') return { publish: { allow: [natsSubject(network, '>')] }, subscribe: { allow: [natsSubject(network, '>'), inbox] }, allow_responses: true };
+  return {
+    publish: { allow: [natsSubject(network, 'node', '*'), natsSubject(network, 'heartbeat'), registrySubject(network)] },
+    subscribe: { allow: [natsSubject(network, 'node', node), natsSubject(network, 'heartbeat'), announceSubject(network), inbox] },
+  };
+}
+
+/**
+ * A nats-server configuration (its text) with one user per entry and the permissions of its
+ * role; passwords that were not given are generated and returned with the users.
+ * @throws InvalidArgumentError for a network or node id that is not a subject token, a user
+ *   named twice, or no users.
+ */
+export function natsServerConfig(options: NatsServerConfigOptions): { config: string; users: Required<NatsUser>[] } {
+  if (!SUBJECT_TOKEN.test(options.network)) throw new InvalidArgumentError(`Network '${options.network}' must be 1-128 letters, digits, '_' or '-'.`);
+  if (options.users.length === 0) throw new InvalidArgumentError('Give at least one user (--host, --trainer, --evaluator or --admin).');
+  const users = options.users.map((u) => ({ ...u, password: u.password ?? randomBytes(24).toString('base64url'), node: u.node ?? u.user }));
+  const names = users.map((u) => u.user);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice) throw new InvalidArgumentError(`User '${twice}' is named twice; give each user one role.`);
+  for (const u of users) {
+    if (!SUBJECT_TOKEN.test(u.node)) throw new InvalidArgumentError(`Node id '${u.node}' of user '${u.user}' must be 1-128 letters, digits, '_' or '-'.`);
+  }
+  const lines = [`# nats-server configuration for akkordeon network '${options.network}' (npm run nats-config)`, `listen: ${JSON.stringify(options.listen ?? '127.0.0.1:4222')}`];
+  if (options.tls) {
+    const tls = [`cert_file: ${JSON.stringify(options.tls.cert)}`, `key_file: ${JSON.stringify(options.tls.key)}`, ...(options.tls.ca ? [`ca_file: ${JSON.stringify(options.tls.ca)}`, 'verify: true'] : [])];
+    lines.push(`tls {\n  ${tls.join('\n  ')}\n}`);
+  }
+  const entries = users.map((u) => `    { user: ${JSON.stringify(u.user)}, password: ${JSON.stringify(u.password)}, permissions: ${JSON.stringify(rolePermissions(options.network, u.role, u.node))} } # ${u.role}`);
+  lines.push(`authorization {\n  users: [\n${entries.join('\n')}\n  ]\n}`);
+  return { config: `${lines.join('\n')}\n`, users };
+}

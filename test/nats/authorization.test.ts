@@ -1,0 +1,112 @@
+/**
+ * Per-network authorization with nats-server's own permissions, over a real server started with
+ * the configuration `natsServerConfig` (`npm run nats-config`) writes: two network processes
+ * (host users) and sentinel processes (trainer and evaluator users, each its own node id) train
+ * the regression network as on an open server; with a trainer's credentials, reading another
+ * node's frames, answering the registry, announcing gates, answering a host's requests and
+ * reaching another network are refused by the server; without credentials nothing connects.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { natsServerConfig } from '../../src/cluster/index.js';
+import { writeRegressionCsv, writeRegressionJsonl } from '../fixtures/regression-data.js';
+import { ROOT, setupBackend } from '../helpers.js';
+import { type App, freePort, type NatsServer, natsServerBinary, startApp, startNatsServer } from '../nats-server.js';
+
+const MODEL = path.join(ROOT, 'test/fixtures/regression-net.ts');
+const maybe = natsServerBinary() ? describe : describe.skip;
+
+maybe('a server configured by natsServerConfig', () => {
+  let server: NatsServer;
+  let dir: string;
+  let url: string;
+  const passwords = new Map<string, string>();
+  const apps: App[] = [];
+  const clients: NatsConnection[] = [];
+  const start = (script: string, user: string, args: string[]) => {
+    const app = startApp(ROOT, script, [...args, '--nats', url, '--user', user, '--pass', passwords.get(user) as string, '--node-id', user, '--backend', 'wasm']);
+    apps.push(app);
+    return app;
+  };
+  const client = async (user: string) => {
+    const nc = await connect({ servers: url, user, pass: passwords.get(user), inboxPrefix: `_INBOX_${user}` });
+    clients.push(nc);
+    return nc;
+  };
+  /** Resolves with the error the server sends for a subscription it refuses. */
+  const refusedSubscription = (nc: NatsConnection, subject: string) =>
+    new Promise<string>((resolve) => nc.subscribe(subject, { callback: (error) => void (error && resolve(error.message)) }));
+
+  beforeAll(async () => {
+    await setupBackend();
+    dir = mkdtempSync(path.join(os.tmpdir(), 'akkordeon-auth-'));
+    writeRegressionCsv(path.join(dir, 'train.csv'), 2048, 7);
+    writeRegressionJsonl(path.join(dir, 'test.jsonl'), 512, 8);
+    const port = await freePort();
+    const { config, users } = natsServerConfig({
+      network: 'sec',
+      listen: `127.0.0.1:${port}`,
+      users: [
+        { user: 'host-0', role: 'host' },
+        { user: 'host-1', role: 'host' },
+        { user: 'trainer-1', role: 'trainer' },
+        { user: 'tester-1', role: 'evaluator' },
+      ],
+    });
+    users.forEach((u) => passwords.set(u.user, u.password));
+    server = await startNatsServer({ port, configText: config });
+    url = `nats://127.0.0.1:${port}`;
+  });
+
+  afterAll(async () => {
+    await Promise.all(clients.map((nc) => nc.close()));
+    await Promise.all(apps.map((app) => app.stop()));
+    await server?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('hosts and sentinels train with their own credentials; a trainer cannot read, answer or announce for others', async () => {
+    const first = start('network.ts', 'host-0', ['--name', 'sec', '--model', MODEL, '--gates', '0-0']);
+    const rest = start('network.ts', 'host-1', ['--name', 'sec', '--model', MODEL, '--gates', '1-2']);
+    await Promise.all([first.waitFor(/gates 0-0 wired/), rest.waitFor(/gates 1-2 wired/)]);
+
+    const train = start('sentinel.ts', 'trainer-1', ['train', '--network', 'sec', '--csv', path.join(dir, 'train.csv'), '--epochs', '6', '--batch-size', '32', '--concurrency', '2', '--no-progress']);
+    expect(await train.exited).toBe(0);
+    expect(Number((await train.waitFor(/done .* last loss ([\d.e+-]+)/))[1])).toBeLessThan(0.05);
+
+    const trainer = await client('trainer-1');
+    // Reading another node's frames, the registry's requests, or another network: refused.
+    expect(await refusedSubscription(trainer, 'akk.sec.node.host-0')).toMatch(/permissions violation/i);
+    expect(await refusedSubscription(await client('trainer-1'), 'akk.sec.registry')).toMatch(/permissions violation/i);
+    expect(await refusedSubscription(await client('trainer-1'), 'akk.other.>')).toMatch(/permissions violation/i);
+
+    // Announcing gates and answering a host's requests: the server drops them. A host-side
+    // observer sees the trainer's allowed heartbeat, sent after them, and nothing before it.
+    const observer = await client('host-0');
+    const seen: string[] = [];
+    let heard!: () => void;
+    const heartbeat = new Promise<void>((resolve) => (heard = resolve));
+    observer.subscribe('akk.sec.registry.announce', { callback: (_e, msg) => void seen.push(`announce ${msg.string()}`) });
+    observer.subscribe('_INBOX_host-0.>', { callback: (_e, msg) => void seen.push(`inbox ${msg.string()}`) });
+    observer.subscribe('akk.sec.heartbeat', { callback: (_e, msg) => void (msg.string().includes('"forger"') && heard()) });
+    await observer.flush();
+    const forger = await client('trainer-1');
+    forger.publish('akk.sec.registry.announce', JSON.stringify({ node: 'trainer-1', total: 3, gates: [] }));
+    forger.publish('_INBOX_host-0.forged', JSON.stringify({ node: 'trainer-1', total: 3, gates: [] }));
+    forger.publish('akk.sec.heartbeat', JSON.stringify({ node: 'trainer-1', name: 'forger' }));
+    await heartbeat;
+    expect(seen).toEqual([]);
+
+    // The network still serves its honest sentinels.
+    const test = start('sentinel.ts', 'tester-1', ['test', '--network', 'sec', '--jsonl', path.join(dir, 'test.jsonl'), '--no-progress']);
+    expect(await test.exited).toBe(0);
+    expect(Number((await test.waitFor(/done .* last loss ([\d.e+-]+)/))[1])).toBeLessThan(0.05);
+  });
+
+  test('without credentials, or with a wrong password, nothing connects', async () => {
+    await expect(connect({ servers: url })).rejects.toThrow(/authorization violation/i);
+    await expect(connect({ servers: url, user: 'trainer-1', pass: 'wrong' })).rejects.toThrow(/authorization violation/i);
+  });
+});
