@@ -15,7 +15,7 @@ import { ActorSystem } from '../src/actor/index.js';
 import { attachRemote } from '../src/cluster/index.js';
 import { protocolValidator } from '../src/protocol/schema.js';
 import type { Sentinel } from '../src/sentinel/index.js';
-import { connectNats, type NatsNode } from '../src/transport/nats.js';
+import { connectNats, type NatsNode } from '../src/transport/index.js';
 import { accuracyOf, type BenchData, type BenchResult, type Competitor, OPTIMIZER, samplesOf, stopwatch, testSentinel, trainProvider, trainSentinel } from './common.js';
 import { processCpuSeconds, type Started, startHosts, startNats } from './processes.js';
 

@@ -5,14 +5,16 @@
  *
  * - **host** (network processes) and **admin** (checkpoints, state, spawning): every subject of
  *   the network, their own inbox, and answers to requests they received (the registry).
- * - **trainer** / **evaluator** (sentinel processes): publish frames to any node of the network,
- *   its heartbeat and registry requests; subscribe only to its own node's subject, heartbeats,
- *   registry announcements and its own inbox (`_INBOX_<node>`). It can neither read another
- *   node's frames, nor answer the registry, announce gates, or reach another network.
+ * - **trainer** / **evaluator** (sentinel processes): publish frames to any node of the network
+ *   as itself (`…node.<to>.<its node>`), its own heartbeat and registry requests; subscribe only
+ *   to its own node's subjects, heartbeats, registry announcements and its own inbox
+ *   (`_INBOX_<node>`). It can neither read another node's frames, send frames or heartbeats as
+ *   another node, answer the registry, announce gates, nor reach another network.
  *
  * Each process's node id is fixed per user (`--node-id`, by default its user name), so that its
- * permissions can name its subjects. What the subjects cannot yet express (which message types a
- * frame carries, and who sent it) the receiving nodes check themselves.
+ * permissions can name its subjects. A receiver takes a frame's sender from its subject, and
+ * a heartbeat counts only for its sender's own node (or one it serves). Which message types a
+ * frame may carry the subjects cannot express.
  */
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError } from '../errors.js';
@@ -55,8 +57,9 @@ export function rolePermissions(network: string, role: NatsRole, node: string): 
   const inbox = `${inboxPrefixOf(node)}.>`;
   if (role === 'host' || role === 'admin') return { publish: { allow: [natsSubject(network, '>')] }, subscribe: { allow: [natsSubject(network, '>'), inbox] }, allow_responses: true };
   return {
-    publish: { allow: [natsSubject(network, 'node', '*'), natsSubject(network, 'heartbeat'), registrySubject(network)] },
-    subscribe: { allow: [natsSubject(network, 'node', node), natsSubject(network, 'heartbeat'), announceSubject(network), inbox] },
+    // Frames to any node, but only as itself (the last token of a frame's subject is its sender); its own heartbeat.
+    publish: { allow: [natsSubject(network, 'node', '*', node), natsSubject(network, 'heartbeat', node), registrySubject(network)] },
+    subscribe: { allow: [natsSubject(network, 'node', node, '*'), natsSubject(network, 'heartbeat', '*'), announceSubject(network), inbox] },
   };
 }
 

@@ -8,4 +8,5 @@ export { connectInMemory } from './memory.js';
 export { NODE_BOOTSTRAP, startWorkerNode, type WorkerNode } from './worker.js';
 export { startProcessNode, type ProcessNode } from './process.js';
 export { childNodeId, NODE_HOST_ID, type NodeOptions, type RemoteNode } from './channel.js';
-export { connectNats, DEFAULT_MAX_PAYLOAD, inboxPrefixOf, natsSubject, NatsNode, SUBJECT_TOKEN, type NatsNodeEvents, type NatsOptions } from './nats.js';
+export { DEFAULT_MAX_PAYLOAD, inboxPrefixOf, natsSubject, NatsNode, SUBJECT_TOKEN, type NatsNodeEvents, type NatsOptions } from './nats.js';
+export { connectNats } from './nats-connect.js';

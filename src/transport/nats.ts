@@ -1,9 +1,10 @@
 /**
  * NATS transport: connects an actor system to a NATS server, so that actors in any number of
- * processes and machines reach each other. Each system listens on `akk.<namespace>.node.<node>`
+ * processes and machines reach each other. Each system listens on `akk.<namespace>.node.<node>.*`
+ * (the last token names the sender)
  * and becomes the system's default route: a frame for any other node is published to that
  * node's subject, as bytes ({@link frameToBytes}), in chunks when it exceeds the server's
- * `max_payload`. Every node publishes `akk.<namespace>.heartbeat` `{ node, name }` once a
+ * `max_payload`. Every node publishes `akk.<namespace>.heartbeat.<node>` `{ node, name }` once a
  * second; a node that misses heartbeats for `peerTimeoutMs` (or says goodbye) is reported as
  * `nodeDown` by the actor system. The client reconnects forever, with backoff.
  *
@@ -11,10 +12,10 @@
  * subjects, relays their frames over the thread's link, and sends their heartbeats, so that
  * actors in those threads are reachable from other processes like any other node's.
  */
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { EventEmitter } from 'eventemitter3';
 import type { ActorSystem } from '../actor/index.js';
-import { describeError, InvalidArgumentError, ProtocolError, TransportError } from '../errors.js';
+import { describeError, InvalidArgumentError, OverloadError, ProtocolError, TransportError } from '../errors.js';
 import { bytesToFrame, type CodecLimits, DEFAULT_LIMITS, type Frame, framePool, frameToBytes, useWireCodec } from '../wire/index.js';
 import { Chunker, isChunk, Reassembler } from '../wire/index.js';
 import type { Link } from './link.js';
@@ -97,7 +98,8 @@ export class NatsNode implements Link {
     },
   });
   private readonly chunker = new Chunker();
-  private readonly reassembler: Reassembler;
+  /** One reassembler per sender (the last token of the subject), so that no sender can evict another's messages. */
+  private readonly reassemblers = new Map<string, Reassembler>();
   private readonly limits: CodecLimits;
   private readonly timers: NodeJS.Timeout[] = [];
   private connected = true;
@@ -116,14 +118,31 @@ export class NatsNode implements Link {
     this.servers = ([] as string[]).concat(options.servers);
     this.description = `nats ${this.servers.join(',')} (${namespace})`;
     this.limits = options.limits ?? DEFAULT_LIMITS;
-    this.reassembler = new Reassembler({ maxMessageBytes: this.limits.maxFrameBytes, maxPendingBytes: options.maxReassemblyBytes, timeoutMs: options.chunkTimeoutMs });
+  }
+
+  /** The sender's reassembler; undefined when {@link MAX_SENDERS} others already have messages open. */
+  private reassemblerOf(from: string): Reassembler | undefined {
+    let reassembler = this.reassemblers.get(from);
+    if (reassembler) return reassembler;
+    if (this.reassemblers.size >= MAX_SENDERS) return undefined;
+    reassembler = new Reassembler({ maxMessageBytes: this.limits.maxFrameBytes, maxPendingBytes: this.options.maxReassemblyBytes, timeoutMs: this.options.chunkTimeoutMs });
+    this.reassemblers.set(from, reassembler);
+    return reassembler;
+  }
+
+  /** Drops what timed out, and the reassemblers of senders with nothing open. */
+  private sweep(): void {
+    for (const [from, reassembler] of this.reassemblers) {
+      reassembler.sweep();
+      if (reassembler.pendingMessages === 0) this.reassemblers.delete(from);
+    }
   }
 
   /** Subscribes, starts heartbeats and becomes the system's default route; resolves once the server has the subscriptions. */
   async start(): Promise<void> {
     useWireCodec(this.system, this.limits);
     this.subscribeFrames(this.system.node);
-    this.nc.subscribe(natsSubject(this.namespace, 'heartbeat'), { callback: (error, msg) => void (error ? this.events.emit('error', error) : this.heartbeat(msg.data)) });
+    this.nc.subscribe(natsSubject(this.namespace, 'heartbeat', '*'), { callback: (error, msg) => void (error ? this.events.emit('error', error) : this.heartbeat(msg.data, lastToken(msg.subject))) });
     this.system.setDefaultRoute(this);
     this.system.events.on('nodeDown', this.onNodeDown);
     const heartbeatMs = this.options.heartbeatMs ?? 1000;
@@ -133,7 +152,7 @@ export class NatsNode implements Link {
       setInterval(() => this.beat(), heartbeatMs),
       // setImmediate: heartbeats already waiting in the socket are read before peers are judged.
       setInterval(() => setImmediate(() => this.connected && !this.closed && this.peers.check(peerTimeoutMs)), Math.max(10, Math.min(heartbeatMs, peerTimeoutMs / 4))),
-      setInterval(() => this.reassembler.sweep(), Math.max(10, chunkTimeoutMs / 2)),
+      setInterval(() => this.sweep(), Math.max(10, chunkTimeoutMs / 2)),
     );
     this.timers.forEach((t) => t.unref());
     void this.watchStatus();
@@ -149,11 +168,14 @@ export class NatsNode implements Link {
    * already leave through this connection, the system's default route. The relaying process
    * does not decode relayed frames; give the worker `validate: true` (`NodeOptions`).
    * Returns a function that stops serving `node` (idempotent).
-   * @throws InvalidArgumentError when `node` is not a subject token or the system has no route to it.
+   * @throws InvalidArgumentError when `node` is not a subject token, the system has no route to it, or it is not a child of this node (`<node>_…`).
    */
   serve(node: string, name?: string): () => void {
     if (!SUBJECT_TOKEN.test(node)) throw new InvalidArgumentError(`Node id '${node.slice(0, 64)}' must be 1-128 letters, digits, '_' or '-' to be served on NATS.`);
     if (!this.system.hasRoute(node)) throw new InvalidArgumentError(`${this.description} cannot serve node ${node}: this system has no route to it (start it from this process first).`);
+    if (!node.startsWith(`${this.system.node}_`)) {
+      throw new InvalidArgumentError(`${this.description} cannot serve node ${node}: only nodes started by this process (ids '${this.system.node}_…', see childNodeId) can be served, since other nodes ignore heartbeats for anyone else.`);
+    }
     if (!this.served.has(node)) {
       this.served.set(node, { name, subscription: this.subscribeFrames(node) });
       this.beatFor(node, name);
@@ -161,9 +183,9 @@ export class NatsNode implements Link {
     return () => this.unserve(node);
   }
 
-  /** Receives the frames published to `node`'s subject (this node's own, or one it serves). */
+  /** Receives the frames published to `node`'s subjects (`…node.<node>.<sender>`; this node's own, or one it serves). */
   private subscribeFrames(node: string): Subscription {
-    return this.nc.subscribe(natsSubject(this.namespace, 'node', node), { callback: (error, msg) => void (error ? this.events.emit('error', error) : this.receive(msg.data)) });
+    return this.nc.subscribe(natsSubject(this.namespace, 'node', node, '*'), { callback: (error, msg) => void (error ? this.events.emit('error', error) : this.receive(msg.data, lastToken(msg.subject))) });
   }
 
   /** Stops serving `node`: unsubscribes and says its goodbye. */
@@ -212,7 +234,8 @@ export class NatsNode implements Link {
       }
       this.bufferedBytes += bytes.byteLength;
     }
-    const subject = natsSubject(this.namespace, 'node', frame.node);
+    // The last token names the sender: this connection's node, which a server's permissions can bind to its credentials.
+    const subject = natsSubject(this.namespace, 'node', frame.node, this.system.node);
     try {
       for (const chunk of this.chunker.split(bytes, this.maxPayload)) this.nc.publish(subject, chunk);
     } catch (error) {
@@ -251,16 +274,26 @@ export class NatsNode implements Link {
     this.system.events.off('nodeDown', this.onNodeDown);
     this.closed = true;
     this.timers.forEach((t) => clearInterval(t));
-    this.reassembler.clear();
+    this.reassemblers.forEach((r) => r.clear());
+    this.reassemblers.clear();
     this.system.setDefaultRoute(undefined);
   }
 
-  private receive(message: Uint8Array): void {
+  private receive(message: Uint8Array, from: string): void {
     // A plain view: the client hands out Buffers, whose `slice` shares memory instead of copying.
     const data = new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
     let frame: Frame;
     try {
-      const bytes = isChunk(data) ? this.reassembler.push(data) : data;
+      let bytes: Uint8Array | undefined = data;
+      if (isChunk(data)) {
+        const reassembler = this.reassemblerOf(from);
+        if (!reassembler) throw new OverloadError(`Chunked messages of ${MAX_SENDERS} senders are already open; a chunk from ${from.slice(0, 64)} was dropped.`);
+        try {
+          bytes = reassembler.push(data);
+        } finally {
+          if (reassembler.pendingMessages === 0) this.reassemblers.delete(from); // a sender holds a slot only while it has a message open
+        }
+      }
       if (!bytes) return;
       frame = bytesToFrame(bytes, this.limits);
     } catch (error) {
@@ -284,13 +317,15 @@ export class NatsNode implements Link {
   private beatFor(node: string, name: string | undefined, bye = false): void {
     if (this.closed) return;
     try {
-      this.nc.publish(natsSubject(this.namespace, 'heartbeat'), JSON.stringify({ node, name, ...(bye ? { bye: true } : {}) }));
+      // On this connection's own heartbeat subject, also for the nodes it serves (named `<node>_…`).
+      this.nc.publish(natsSubject(this.namespace, 'heartbeat', this.system.node), JSON.stringify({ node, name, ...(bye ? { bye: true } : {}) }));
     } catch (error) {
       this.events.emit('error', error instanceof Error ? error : new Error(String(error)));
     }
   }
 
-  private heartbeat(data: Uint8Array): void {
+  /** A heartbeat counts only for its sender's own node or a node it serves (`<sender>_…`): nobody speaks for others. */
+  private heartbeat(data: Uint8Array, from: string): void {
     let beat: { node?: unknown; name?: unknown; bye?: unknown };
     try {
       beat = JSON.parse(new TextDecoder().decode(data));
@@ -299,6 +334,7 @@ export class NatsNode implements Link {
     }
     const node = beat?.node;
     if (typeof node !== 'string' || !SUBJECT_TOKEN.test(node) || node === this.system.node || this.served.has(node) || this.closed) return;
+    if (node !== from && !node.startsWith(`${from}_`)) return;
     const name = typeof beat.name === 'string' ? beat.name.slice(0, 200) : undefined;
     this.peers.heard(node, name, beat.bye === true);
   }
@@ -321,57 +357,15 @@ export class NatsNode implements Link {
   }
 }
 
+/** Most senders whose chunked messages are reassembled at once (each within its own budget). */
+const MAX_SENDERS = 16;
+
+const lastToken = (subject: string): string => subject.slice(subject.lastIndexOf('.') + 1);
+
 /**
  * The reply subjects of a node: `_INBOX_<node>`, so that a server's permissions can give each
  * node its own inbox (see `natsServerConfig`) instead of every `_INBOX.>`.
  */
 export function inboxPrefixOf(node: string): string {
   return `_INBOX_${node}`;
-}
-
-/**
- * Connects `system` to NATS: subscribes to its node subject, starts heartbeats, and makes the
- * connection the system's default route.
- * @throws InvalidArgumentError for a namespace or node id that is not a subject token;
- *   TransportError when the server cannot be reached or refuses the credentials.
- */
-export async function connectNats(system: ActorSystem, options: NatsOptions): Promise<NatsNode> {
-  if (!SUBJECT_TOKEN.test(options.namespace)) throw new InvalidArgumentError(`Namespace '${options.namespace}' must be 1-128 letters, digits, '_' or '-'.`);
-  if (!SUBJECT_TOKEN.test(system.node)) throw new InvalidArgumentError(`Node id '${system.node}' must be 1-128 letters, digits, '_' or '-' to serve as a NATS subject.`);
-  if (options.token !== undefined && options.user !== undefined) throw new InvalidArgumentError('Give a NATS token or a user and password, not both.');
-  const servers = ([] as string[]).concat(options.servers);
-  const { initialMs = 100, maxMs = 2000 } = options.reconnect ?? {};
-  let downSince: number | undefined;
-  let nc: NatsConnection;
-  try {
-    nc = await connect({
-      servers,
-      name: options.name,
-      token: options.token,
-      user: options.user,
-      pass: options.pass,
-      tls: options.tls && (options.tls.caFile || options.tls.certFile || options.tls.keyFile) ? { ...options.tls } : undefined,
-      timeout: options.connectTimeoutMs ?? 5000,
-      inboxPrefix: inboxPrefixOf(system.node),
-      maxReconnectAttempts: -1,
-      reconnectDelayHandler: () => {
-        downSince ??= Date.now();
-        return Math.min(maxMs, Math.max(initialMs, (Date.now() - downSince) / 2)) + Math.random() * initialMs;
-      },
-    });
-  } catch (error) {
-    throw new TransportError(
-      `Cannot connect to NATS at ${servers.join(', ')}: ${describeError(error)}. Is nats-server running there (e.g. \`nats-server -a 127.0.0.1 -p 4222\`), and are the URL, credentials and TLS files right?`,
-      { cause: error },
-    );
-  }
-  const node = new NatsNode(system, nc, options.namespace, options);
-  node.events.on('reconnect', () => (downSince = undefined));
-  try {
-    await node.start();
-  } catch (error) {
-    await node.abort();
-    throw new TransportError(`NATS at ${servers.join(', ')} accepted the connection but not the subscriptions: ${describeError(error)}`, { cause: error });
-  }
-  return node;
 }

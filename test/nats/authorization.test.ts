@@ -3,19 +3,28 @@
  * the configuration `natsServerConfig` (`npm run nats-config`) writes: two network processes
  * (host users) and sentinel processes (trainer and evaluator users, each its own node id) train
  * the regression network as on an open server; with a trainer's credentials, reading another
- * node's frames, answering the registry, announcing gates, answering a host's requests and
- * reaching another network are refused by the server; without credentials nothing connects.
+ * node's frames, answering the registry, announcing gates, answering a host's requests, sending
+ * a frame or a heartbeat in another node's name and reaching another network are refused by the
+ * server, and a goodbye in another node's name on its own subject is ignored by every node;
+ * without credentials nothing connects.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { ActorSystem } from '../../src/actor/index.js';
 import { natsServerConfig } from '../../src/cluster/index.js';
+import { connectNats } from '../../src/transport/index.js';
 import { writeRegressionCsv, writeRegressionJsonl } from '../fixtures/regression-data.js';
 import { ROOT, setupBackend } from '../helpers.js';
 import { type App, freePort, type NatsServer, natsServerBinary, startApp, startNatsServer } from '../nats-server.js';
 
 const MODEL = path.join(ROOT, 'test/fixtures/regression-net.ts');
+
+/** Resolves once `check` holds, looking again after each turn of the event loop. */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 10));
+}
 const maybe = natsServerBinary() ? describe : describe.skip;
 
 maybe('a server configured by natsServerConfig', () => {
@@ -53,6 +62,7 @@ maybe('a server configured by natsServerConfig', () => {
         { user: 'host-1', role: 'host' },
         { user: 'trainer-1', role: 'trainer' },
         { user: 'tester-1', role: 'evaluator' },
+        { user: 'watcher', role: 'admin' },
       ],
     });
     users.forEach((u) => passwords.set(u.user, u.password));
@@ -82,22 +92,42 @@ maybe('a server configured by natsServerConfig', () => {
     expect(await refusedSubscription(await client('trainer-1'), 'akk.sec.registry')).toMatch(/permissions violation/i);
     expect(await refusedSubscription(await client('trainer-1'), 'akk.other.>')).toMatch(/permissions violation/i);
 
-    // Announcing gates and answering a host's requests: the server drops them. A host-side
-    // observer sees the trainer's allowed heartbeat, sent after them, and nothing before it.
+    // Announcing gates, answering a host's requests, sending a frame or a heartbeat as another
+    // node: the server drops them. A host-side observer sees the trainer's allowed heartbeat, sent
+    // after them, and nothing before it.
     const observer = await client('host-0');
     const seen: string[] = [];
     let heard!: () => void;
     const heartbeat = new Promise<void>((resolve) => (heard = resolve));
-    observer.subscribe('akk.sec.registry.announce', { callback: (_e, msg) => void seen.push(`announce ${msg.string()}`) });
-    observer.subscribe('_INBOX_host-0.>', { callback: (_e, msg) => void seen.push(`inbox ${msg.string()}`) });
-    observer.subscribe('akk.sec.heartbeat', { callback: (_e, msg) => void (msg.string().includes('"forger"') && heard()) });
+    for (const subject of ['akk.sec.registry.announce', '_INBOX_host-0.>', 'akk.sec.node.host-1.>', 'akk.sec.heartbeat.host-0']) {
+      observer.subscribe(subject, { callback: (_e, msg) => void seen.push(msg.subject) });
+    }
+    observer.subscribe('akk.sec.heartbeat.trainer-1', { callback: (_e, msg) => void (msg.string().includes('"forger"') && heard()) });
     await observer.flush();
     const forger = await client('trainer-1');
     forger.publish('akk.sec.registry.announce', JSON.stringify({ node: 'trainer-1', total: 3, gates: [] }));
     forger.publish('_INBOX_host-0.forged', JSON.stringify({ node: 'trainer-1', total: 3, gates: [] }));
-    forger.publish('akk.sec.heartbeat', JSON.stringify({ node: 'trainer-1', name: 'forger' }));
+    forger.publish('akk.sec.node.host-1.host-0', new Uint8Array(8)); // a frame in host-0's name
+    forger.publish('akk.sec.heartbeat.host-0', JSON.stringify({ node: 'host-0', bye: true }));
+    forger.publish('akk.sec.heartbeat.trainer-1', JSON.stringify({ node: 'trainer-1', name: 'forger' }));
     await heartbeat;
     expect(seen).toEqual([]);
+
+    // On its own heartbeat subject, a goodbye in another node's name is ignored by every node.
+    const watcher = await connectNats(new ActorSystem({ name: 'watcher', node: 'watcher' }), { servers: url, namespace: 'sec', user: 'watcher', pass: passwords.get('watcher') });
+    const down: string[] = [];
+    watcher.events.on('peerDown', (node) => down.push(node));
+    const trainerUp = new Promise<void>((resolve) => watcher.events.on('peerUp', (node) => node === 'trainer-1' && resolve()));
+    const trainerDown = new Promise<void>((resolve) => watcher.events.on('peerDown', (node) => node === 'trainer-1' && resolve()));
+    await until(() => watcher.peerNodes.has('host-0'));
+    forger.publish('akk.sec.heartbeat.trainer-1', JSON.stringify({ node: 'trainer-1', name: 'forger-2' }));
+    await trainerUp;
+    forger.publish('akk.sec.heartbeat.trainer-1', JSON.stringify({ node: 'host-0', bye: true }));
+    forger.publish('akk.sec.heartbeat.trainer-1', JSON.stringify({ node: 'trainer-1', bye: true }));
+    await trainerDown;
+    expect(down).toEqual(['trainer-1']); // its own goodbye counts; the one in host-0's name does not
+    expect(watcher.peerNodes.has('host-0')).toBe(true);
+    await watcher.close();
 
     // The network still serves its honest sentinels.
     const test = start('sentinel.ts', 'tester-1', ['test', '--network', 'sec', '--jsonl', path.join(dir, 'test.jsonl'), '--no-progress']);

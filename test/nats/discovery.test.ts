@@ -16,7 +16,7 @@ import { attachRemote, discoverNetwork } from '../../src/cluster/discovery.js';
 import { hostGates, type HostedGates } from '../../src/cluster/remote.js';
 import type { GateMessage, SentinelReply } from '../../src/protocol/messages.js';
 import { Sentinel } from '../../src/sentinel/index.js';
-import { connectNats, type NatsNode } from '../../src/transport/nats.js';
+import { connectNats, type NatsNode } from '../../src/transport/index.js';
 import { setupBackend } from '../helpers.js';
 import { type NatsServer, startNatsServer } from '../nats-server.js';
 

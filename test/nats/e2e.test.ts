@@ -10,7 +10,7 @@ import { ArrayProvider, loadMnist } from '../../src/data/index.js';
 import { attachRemote } from '../../src/cluster/discovery.js';
 import { protocolValidator } from '../../src/protocol/schema.js';
 import { Sentinel } from '../../src/sentinel/index.js';
-import { connectNats, type NatsNode } from '../../src/transport/nats.js';
+import { connectNats, type NatsNode } from '../../src/transport/index.js';
 import { MNIST_DIR, ROOT, setupBackend } from '../helpers.js';
 import { type App, type NatsServer, startApp, startNatsServer } from '../nats-server.js';
 

@@ -13,7 +13,7 @@ import { protocolValidator } from '../../src/protocol/schema.js';
 import { Sentinel } from '../../src/sentinel/index.js';
 import { bytesToFrame } from '../../src/wire/index.js';
 import { isChunk } from '../../src/wire/index.js';
-import { connectNats, type NatsNode, natsSubject } from '../../src/transport/nats.js';
+import { connectNats, type NatsNode, natsSubject } from '../../src/transport/index.js';
 import { MNIST_DIR, ROOT, setupBackend } from '../helpers.js';
 import { type NatsServer, startApp, startNatsServer } from '../nats-server.js';
 
@@ -82,7 +82,7 @@ test('a sentinel killed with SIGKILL mid-epoch: its batches are freed and anothe
     // every cached batch's answer already on its way.
     let frozen!: () => void;
     const stopped = new Promise<void>((resolve) => (frozen = resolve));
-    const tap = gates.nc.subscribe(natsSubject('kill', 'node', gates.system.node), {
+    const tap = gates.nc.subscribe(natsSubject('kill', 'node', gates.system.node, '*'), {
       callback: (_error, msg) => {
         if (isChunk(msg.data)) return;
         const { header } = bytesToFrame(msg.data);

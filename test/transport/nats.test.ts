@@ -13,7 +13,7 @@ import { ActorSystem, type ActorRef, type Message } from '../../src/actor/index.
 import { InvalidArgumentError, ProtocolError, TransportError } from '../../src/errors.js';
 import { type Frame, wireCodec } from '../../src/wire/index.js';
 import { CHUNK_HEADER_BYTES, Chunker, Reassembler } from '../../src/wire/index.js';
-import { connectNats, type NatsNode, type NatsOptions } from '../../src/transport/nats.js';
+import { childNodeId, connectNats, type NatsNode, type NatsOptions } from '../../src/transport/index.js';
 import { setupBackend } from '../helpers.js';
 import { makeCertificates, type NatsServer, startNatsServer } from '../nats-server.js';
 import { transportConformance } from './conformance.js';
@@ -111,7 +111,7 @@ test('a malformed message on a node subject is a protocol error, never a crash',
   const a = await node();
   const errors: ProtocolError[] = [];
   const reported = new Promise<void>((resolve) => a.system.events.on('protocolError', (e) => (errors.push(e), resolve())));
-  a.nc.publish(`akk.test.node.${a.system.node}`, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]));
+  a.nc.publish(`akk.test.node.${a.system.node}.stranger`, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]));
   await reported;
   expect(errors[0]).toBeInstanceOf(ProtocolError);
 });
@@ -122,7 +122,8 @@ test('serving a node: only a subject token this system routes to; frames for it 
   expect(() => a.serve('has/slash')).toThrow(InvalidArgumentError);
   expect(() => a.serve('nobody-here')).toThrow(/no route to it/);
   // A third system that only `a` reaches (as a worker thread is reached by its parent).
-  const inner = new ActorSystem({ name: 'inner', codec: wireCodec() }); // no transport installs one here
+  // Its node id is a child of a's (as a worker thread's is), so that a's heartbeats may speak for it.
+  const inner = new ActorSystem({ name: 'inner', node: childNodeId(a.system.node, 'inner'), codec: wireCodec() }); // no transport installs one here
   const { ref, seen, until } = collector(inner);
   const link = { description: 'to inner', send: (frame: Frame) => inner.receiveFrame(frame), close: async () => undefined };
   a.system.addRoute(inner.node, link);
