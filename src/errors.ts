@@ -56,6 +56,12 @@ export class ProtocolError extends AkkordeonError {}
 export class OverloadError extends ProtocolError {}
 
 /**
+ * A node sent a message its role does not allow (e.g. a trainer's `gate.setState`); it was
+ * rejected unread. Give the node a role that allows it (`npm run nats-config`), or send it from one.
+ */
+export class UnauthorizedError extends ProtocolError {}
+
+/**
  * Two processes host the same gate of a network, or one network name is hosted as two
  * different models; the message names the nodes and the fix.
  */

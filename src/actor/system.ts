@@ -61,6 +61,13 @@ export interface ActorSystemOptions {
    */
   maxRemoteQueue?: number;
   /**
+   * Checks that the sender may send a message decoded from another node (after `validate`);
+   * throws ProtocolError (e.g. UnauthorizedError) to reject it. `sender` is the node the
+   * transport vouches for (a NATS subject's sender), undefined where it vouches for none.
+   * Default: accept.
+   */
+  authorize?: (message: Message, sender: string | undefined) => void;
+  /**
    * Receives every handled message with its handler's start and end (see `trace.ts`); `false`
    * turns tracing off. Default: this thread's file tracer when `AKKORDEON_TRACE` names a
    * directory, else none.
@@ -200,6 +207,7 @@ export class ActorSystem {
   codec?: MessageCodec;
   private readonly validate?: (message: Message) => void;
   private readonly maxRemoteQueue: number;
+  private readonly authorize?: (message: Message, sender: string | undefined) => void;
   /** Receives every handled message, when tracing is on (`ActorSystemOptions.trace`). */
   readonly trace?: HandlerTracer;
 
@@ -210,6 +218,7 @@ export class ActorSystem {
     this.codec = o.codec;
     this.validate = o.validate;
     this.maxRemoteQueue = o.maxRemoteQueue ?? 10_000;
+    this.authorize = o.authorize;
     this.trace = o.trace === false ? undefined : (o.trace ?? tracerFromEnv());
   }
 
@@ -305,7 +314,7 @@ export class ActorSystem {
    * system routes to, else decodes, validates and delivers it. A rejected frame is reported as a
    * `protocolError` event and never reaches an actor.
    */
-  receiveFrame(frame: Envelope, from?: Link): void {
+  receiveFrame(frame: Envelope, from?: Link, sender?: string): void {
     const codec = this.codec;
     codec?.arrived?.(frame);
     if (frame.node !== this.node) {
@@ -329,6 +338,7 @@ export class ActorSystem {
     codec.decoded?.(frame, from);
     try {
       this.validate?.(message);
+      this.authorize?.(message, sender);
     } catch (error) {
       const protocolError = error instanceof ProtocolError ? error : new ProtocolError(String(error), { cause: error });
       this.events.emit('protocolError', protocolError, frame, message);

@@ -1,7 +1,8 @@
 /**
  * `npm run nats-config`: writes a nats-server configuration for one network, with a user per
  * process and the permissions of its role (`natsServerConfig`), and one `<user>.env` file per
- * user holding its credentials and node id for `npm run network` / `npm run sentinel`.
+ * user holding its credentials and node id for `npm run network` / `npm run sentinel`, and
+ * `roles.json` (node id → role) for the network processes' `--roles`.
  *
  *   npm run nats-config -- --network mnist --out nats/ --host net-a --host net-b --trainer t1 --evaluator v1
  *     [--admin ops] [--listen 127.0.0.1:4222] [--tls-cert F --tls-key F [--tls-ca F]]
@@ -53,6 +54,9 @@ export async function natsConfigMain(argv: string[], log: (line: string) => void
   await fs.mkdir(args.out, { recursive: true });
   const files = [path.join(args.out, 'nats-server.conf')];
   await fs.writeFile(files[0] as string, config, { mode: 0o600 });
+  const rolesFile = path.join(args.out, 'roles.json');
+  await fs.writeFile(rolesFile, `${JSON.stringify({ network: args.network, roles: Object.fromEntries(written.map((u) => [u.node, u.role])) }, null, 1)}\n`);
+  files.push(rolesFile);
   for (const u of written) {
     const file = path.join(args.out, `${u.user}.env`);
     const url = `${tls ? 'tls' : 'nats'}://${args.listen}`;
@@ -60,6 +64,6 @@ export async function natsConfigMain(argv: string[], log: (line: string) => void
     files.push(file);
   }
   log(`wrote ${files.join(', ')}`);
-  log(`start the server with: nats-server -c ${files[0]}; then each process with its env file, e.g. (set -a; . ${path.join(args.out, `${written[0]?.user}.env`)}; npm run ...)`);
+  log(`start the server with: nats-server -c ${files[0]}; then each process with its env file, e.g. (set -a; . ${path.join(args.out, `${written[0]?.user}.env`)}; npm run network -- ... --roles ${rolesFile})`);
   return files;
 }

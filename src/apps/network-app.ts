@@ -20,7 +20,7 @@ import { describeError } from '../errors.js';
 import { descriptionOptimizer, loadNetworkDescription, MNIST_MODELS, type MnistModelName } from '../models/index.js';
 import { Host, HOST_ID } from '../deploy/index.js';
 import { periodicCheckpoints } from '../persist/index.js';
-import { hostGates } from '../cluster/index.js';
+import { hostGates, loadNetworkRoles, roleAuthorizer } from '../cluster/index.js';
 import type { OptimizerSpec } from '../optim/index.js';
 import { answerInvalid, protocolValidator } from '../protocol/index.js';
 import { connectNats, type NatsNode, type NatsOptions } from '../transport/index.js';
@@ -112,6 +112,7 @@ interface NetworkArgs extends NatsFlags {
   momentum?: number;
   dataRoot: string[];
   dataModules?: boolean;
+  roles?: string;
   decaySteps?: number;
   warmup?: number;
   seed: number;
@@ -163,7 +164,8 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
       .option('--checkpoint <dir>', "the hosted gates' checkpoint: loaded at start when it exists, saved (atomically) every --save-every seconds and on stop")
       .option('--save-every <seconds>', 'seconds between checkpoints (with --checkpoint)', positiveInt('--save-every'), 60)
       .option('--data-root <dir>', 'a directory whose files sentinels that other nodes start here (host.spawnSentinel) may read as their data (repeatable; default none)', (dir: string, dirs: string[]) => [...dirs, dir], [])
-      .option('--data-modules', 'also let such sentinels use data modules (code) under the --data-root directories'),
+      .option('--data-modules', 'also let such sentinels use data modules (code) under the --data-root directories')
+      .option('--roles <file>', "the network's roles (roles.json of npm run nats-config): state, wiring and spawn messages from nodes that are not hosts or admins are refused"),
   )
     .showHelpAfterError()
     .parse(argv);
@@ -179,7 +181,8 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
   const optimizer = { ...base, ...(learningRate === undefined ? {} : { learningRate }), ...(args.momentum === undefined ? {} : { momentum: args.momentum }) } as OptimizerSpec;
 
   const backend = await initBackend(args.backend);
-  const system = new ActorSystem({ name: `network-${args.name}`, validate: protocolValidator(), node: args.nodeId });
+  const roles = args.roles === undefined ? undefined : await loadNetworkRoles(args.roles, args.name);
+  const system = new ActorSystem({ name: `network-${args.name}`, validate: protocolValidator(), node: args.nodeId, authorize: roles && roleAuthorizer(roles) });
   answerInvalid(system, log);
   system.events.on('failure', (f) => log(`network ${args.name}: ${f.actor.name} failed on ${f.messageType}: ${describeError(f.error)}`));
   const label = `network ${args.name} gates ${args.gates ?? 'all'}`;

@@ -2,8 +2,11 @@
  * The nats-server configuration writer: permissions by role, generated passwords, and named
  * errors for what cannot be configured. test/nats/authorization.test.ts runs a real server on it.
  */
-import { InvalidArgumentError } from '../errors.js';
-import { natsServerConfig, rolePermissions } from './authorization.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { InvalidArgumentError, UnauthorizedError } from '../errors.js';
+import { loadNetworkRoles, natsServerConfig, roleAuthorizer, rolePermissions } from './authorization.js';
 
 test('a trainer may publish frames to any node as itself but read only its own; hosts answer requests', () => {
   expect(rolePermissions('mnist', 'trainer', 't1')).toEqual({
@@ -23,4 +26,24 @@ test('passwords are generated where not given, and bad names, twice-named users 
   expect(() => natsServerConfig({ network: 'n', users: [] })).toThrow(/at least one user/);
   expect(() => natsServerConfig({ network: 'n', users: [{ user: 'a', role: 'host' }, { user: 'a', role: 'trainer' }] })).toThrow(/named twice/);
   expect(() => natsServerConfig({ network: 'n', users: [{ user: 'a b', role: 'trainer' }] })).toThrow(/Node id 'a b'/);
+});
+
+test('roleAuthorizer refuses privileged messages from nodes that are not hosts or admins (or served by one)', async () => {
+  const authorize = roleAuthorizer({ network: 'n', roles: { h: 'host', t: 'trainer', a: 'admin' } });
+  expect(() => authorize({ type: 'gate.setState' }, 't')).toThrow(UnauthorizedError);
+  expect(() => authorize({ type: 'host.spawnSentinel' }, 'stranger')).toThrow(/its role: none/);
+  expect(() => authorize({ type: 'gate.detach', node: 'h' } as never, 't')).toThrow(/may not send 'gate.detach'/);
+  expect(() => authorize({ type: 'gate.setState' }, '__proto__')).toThrow(UnauthorizedError);
+  for (const sender of ['h', 'a', 'h_auto-0-abc123', undefined]) expect(() => authorize({ type: 'gate.setState' }, sender)).not.toThrow();
+  expect(() => authorize({ type: 'gate.forward' }, 't')).not.toThrow();
+  expect(() => authorize({ type: 'gate.detach', sentinelId: 'x' } as never, 't')).not.toThrow();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'akkordeon-roles-'));
+  try {
+    writeFileSync(path.join(dir, 'roles.json'), JSON.stringify({ network: 'n', roles: { t: 'superuser' } }));
+    await expect(loadNetworkRoles(path.join(dir, 'roles.json'), 'n')).rejects.toThrow(/is not a roles file: roles.t/);
+    writeFileSync(path.join(dir, 'roles.json'), JSON.stringify({ network: 'm', roles: {} }));
+    await expect(loadNetworkRoles(path.join(dir, 'roles.json'), 'n')).rejects.toThrow(/roles of network 'm', not 'n'/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -17,7 +17,10 @@
  * frame may carry the subjects cannot express.
  */
 import { randomBytes } from 'node:crypto';
-import { InvalidArgumentError } from '../errors.js';
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import type { Message } from '../actor/index.js';
+import { InvalidArgumentError, UnauthorizedError } from '../errors.js';
 import { inboxPrefixOf, natsSubject, SUBJECT_TOKEN } from '../transport/index.js';
 import { announceSubject, registrySubject } from './discovery.js';
 
@@ -87,4 +90,57 @@ export function natsServerConfig(options: NatsServerConfigOptions): { config: st
   const entries = users.map((u) => `    { user: ${JSON.stringify(u.user)}, password: ${JSON.stringify(u.password)}, permissions: ${JSON.stringify(rolePermissions(options.network, u.role, u.node))} } # ${u.role}`);
   lines.push(`authorization {\n  users: [\n${entries.join('\n')}\n  ]\n}`);
   return { config: `${lines.join('\n')}\n`, users };
+}
+
+/** Messages only a host or an admin may send a node: they read or change its gates' state, rewire them, or run things there. */
+export const PRIVILEGED_MESSAGES: ReadonlySet<string> = new Set(['gate.getState', 'gate.setState', 'gate.connect', 'host.spawnGate', 'host.stopGate', 'host.spawnSentinel']);
+
+/**
+ * The roles of a network's nodes, by node id, as `npm run nats-config` writes them
+ * (`roles.json`); read by network processes (`--roles FILE`) to check who may send what.
+ */
+export interface NetworkRoles {
+  network: string;
+  roles: Record<string, NatsRole>;
+}
+
+/**
+ * An `ActorSystemOptions.authorize` for a network process (defence in depth beside the server's
+ * permissions): {@link PRIVILEGED_MESSAGES}, and a `gate.detach` of every sentinel of a node,
+ * are refused unless their sender (the node a NATS subject names) is a host or an admin, or a
+ * node one of them serves (`<node>_…`). Messages whose sender no transport vouches for (from this
+ * process's own threads) pass.
+ * @throws UnauthorizedError from the returned function.
+ */
+export function roleAuthorizer(roles: NetworkRoles): (message: Message, sender: string | undefined) => void {
+  const privileged = (node: string) => {
+    const role = Object.hasOwn(roles.roles, node) ? roles.roles[node] : Object.entries(roles.roles).find(([parent]) => node.startsWith(`${parent}_`))?.[1];
+    return role === 'host' || role === 'admin';
+  };
+  return (message, sender) => {
+    if (sender === undefined) return;
+    const detachesNode = message.type === 'gate.detach' && (message as { node?: unknown }).node !== undefined;
+    if ((PRIVILEGED_MESSAGES.has(message.type) || detachesNode) && !privileged(sender)) {
+      throw new UnauthorizedError(`Node ${sender.slice(0, 64)} may not send '${message.type}' to network ${roles.network}: only hosts and admins may (its role: ${Object.hasOwn(roles.roles, sender) ? roles.roles[sender] : 'none'}).`);
+    }
+  };
+}
+
+const rolesSchema = z.object({ network: z.string().regex(SUBJECT_TOKEN), roles: z.record(z.string().regex(SUBJECT_TOKEN), z.enum(['host', 'admin', 'trainer', 'evaluator'])) });
+
+/**
+ * Reads a roles file written by `npm run nats-config` (`roles.json`).
+ * @throws InvalidArgumentError when it cannot be read, is not JSON, or is not a roles file of `network`.
+ */
+export async function loadNetworkRoles(file: string, network: string): Promise<NetworkRoles> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(file, 'utf8'));
+  } catch (error) {
+    throw new InvalidArgumentError(`Cannot read the roles file ${file}: ${(error as Error).message}. Write it with npm run nats-config.`, { cause: error });
+  }
+  const parsed = rolesSchema.safeParse(value);
+  if (!parsed.success) throw new InvalidArgumentError(`${file} is not a roles file: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}.`);
+  if (parsed.data.network !== network) throw new InvalidArgumentError(`${file} holds the roles of network '${parsed.data.network}', not '${network}'.`);
+  return parsed.data as NetworkRoles;
 }

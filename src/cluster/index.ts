@@ -30,4 +30,4 @@ export {
   type HostedGatesEvents,
   type HostGatesOptions,
 } from './remote.js';
-export { natsServerConfig, rolePermissions, type NatsPermissions, type NatsRole, type NatsServerConfigOptions, type NatsUser } from './authorization.js';
+export { loadNetworkRoles, natsServerConfig, PRIVILEGED_MESSAGES, roleAuthorizer, rolePermissions, type NatsPermissions, type NatsRole, type NatsServerConfigOptions, type NatsUser, type NetworkRoles } from './authorization.js';

@@ -302,7 +302,7 @@ export class NatsNode implements Link {
       return;
     }
     try {
-      this.system.receiveFrame(frame, this);
+      this.system.receiveFrame(frame, this, from); // the subject's sender, which the server's permissions bind
     } catch (error) {
       this.events.emit('error', error instanceof Error ? error : new Error(String(error)));
     }

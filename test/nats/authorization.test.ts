@@ -8,13 +8,14 @@
  * server, and a goodbye in another node's name on its own subject is ignored by every node;
  * without credentials nothing connects.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ActorSystem } from '../../src/actor/index.js';
-import { natsServerConfig } from '../../src/cluster/index.js';
-import { connectNats } from '../../src/transport/index.js';
+import { discoverNetwork, type DiscoveredGate, natsServerConfig } from '../../src/cluster/index.js';
+import { type GateMessage, type GateState, protocolValidator } from '../../src/protocol/index.js';
+import { connectNats, type NatsNode } from '../../src/transport/index.js';
 import { writeRegressionCsv, writeRegressionJsonl } from '../fixtures/regression-data.js';
 import { ROOT, setupBackend } from '../helpers.js';
 import { type App, freePort, type NatsServer, natsServerBinary, startApp, startNatsServer } from '../nats-server.js';
@@ -33,6 +34,7 @@ maybe('a server configured by natsServerConfig', () => {
   let url: string;
   const passwords = new Map<string, string>();
   const apps: App[] = [];
+  let first: App;
   const clients: NatsConnection[] = [];
   const start = (script: string, user: string, args: string[]) => {
     const app = startApp(ROOT, script, [...args, '--nats', url, '--user', user, '--pass', passwords.get(user) as string, '--node-id', user, '--backend', 'wasm']);
@@ -66,6 +68,7 @@ maybe('a server configured by natsServerConfig', () => {
       ],
     });
     users.forEach((u) => passwords.set(u.user, u.password));
+    writeFileSync(path.join(dir, 'roles.json'), JSON.stringify({ network: 'sec', roles: Object.fromEntries(users.map((u) => [u.node, u.role])) }));
     server = await startNatsServer({ port, configText: config });
     url = `nats://127.0.0.1:${port}`;
   });
@@ -78,8 +81,9 @@ maybe('a server configured by natsServerConfig', () => {
   });
 
   test('hosts and sentinels train with their own credentials; a trainer cannot read, answer or announce for others', async () => {
-    const first = start('network.ts', 'host-0', ['--name', 'sec', '--model', MODEL, '--gates', '0-0']);
-    const rest = start('network.ts', 'host-1', ['--name', 'sec', '--model', MODEL, '--gates', '1-2']);
+    const roles = ['--roles', path.join(dir, 'roles.json')];
+    first = start('network.ts', 'host-0', ['--name', 'sec', '--model', MODEL, '--gates', '0-0', ...roles]);
+    const rest = start('network.ts', 'host-1', ['--name', 'sec', '--model', MODEL, '--gates', '1-2', ...roles]);
     await Promise.all([first.waitFor(/gates 0-0 wired/), rest.waitFor(/gates 1-2 wired/)]);
 
     const train = start('sentinel.ts', 'trainer-1', ['train', '--network', 'sec', '--csv', path.join(dir, 'train.csv'), '--epochs', '6', '--batch-size', '32', '--concurrency', '2', '--no-progress']);
@@ -138,5 +142,27 @@ maybe('a server configured by natsServerConfig', () => {
   test('without credentials, or with a wrong password, nothing connects', async () => {
     await expect(connect({ servers: url })).rejects.toThrow(/authorization violation/i);
     await expect(connect({ servers: url, user: 'trainer-1', pass: 'wrong' })).rejects.toThrow(/authorization violation/i);
+  });
+
+  test("a network process with --roles refuses state and wiring messages from a trainer's node, and serves an admin's", async () => {
+    const node = async (user: string) => connectNats(new ActorSystem({ name: user, node: user, validate: protocolValidator() }), { servers: url, namespace: 'sec', user, pass: passwords.get(user) });
+    const [trainer, admin] = [await node('trainer-1'), await node('watcher')];
+    try {
+      const found = await discoverNetwork(trainer, 'sec', { timeoutMs: 10_000 });
+      const gate0 = found.gates.get(0) as DiscoveredGate;
+      const from = (n: NatsNode) => n.system.ref<GateMessage>(gate0.id, gate0.name, gate0.node);
+      const inbox = trainer.system.spawn(() => ({ receive: () => undefined }), { name: 'inbox' });
+      from(trainer).tell({ type: 'gate.getState', replyTo: inbox });
+      await first.waitFor(/Node trainer-1 may not send 'gate.getState' to network sec: only hosts and admins may \(its role: trainer\)/);
+      from(trainer).tell({ type: 'gate.connect', next: inbox as never });
+      await first.waitFor(/Node trainer-1 may not send 'gate.connect'/);
+      from(trainer).tell({ type: 'gate.detach', node: 'host-1' });
+      await first.waitFor(/Node trainer-1 may not send 'gate.detach'/);
+      const state = await admin.system.ask<GateState, GateMessage>(from(admin), (replyTo) => ({ type: 'gate.getState', replyTo }), 10_000);
+      expect(state.type).toBe('gate.state');
+      [...state.weights, ...state.optimizer].forEach((t) => t.tensor.dispose());
+    } finally {
+      await Promise.all([trainer.close(), admin.close()]);
+    }
   });
 });
