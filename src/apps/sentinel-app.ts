@@ -14,7 +14,7 @@ import { Command, InvalidArgumentError as CommanderArgumentError } from 'command
 import { ActorSystem } from '../actor/index.js';
 import { describeError } from '../errors.js';
 import { initBackend } from '../backend.js';
-import { ArrayProvider, type DataProvider, type Dataset, datasetProvider, ensureMnist, loadMnist, loadProviderModule, readCsv, readJsonl, resolveMnistDir, shardDataset, sliceDataset } from '../data/index.js';
+import { type DataProvider, type Dataset, datasetProvider, datasetSize, ensureMnist, loadMnist, loadProviderModule, readCsv, readJsonl, resolveMnistDir, shardDataset, sliceDataset } from '../data/index.js';
 import { attachRemote } from '../cluster/index.js';
 import { answerInvalid, protocolValidator } from '../protocol/index.js';
 import { LOSSES, lossByName, Sentinel, type SentinelSummary } from '../sentinel/index.js';
@@ -55,33 +55,30 @@ function shard(value: string): [number, number] {
   return [k, n];
 }
 
-/** MNIST inputs for a mode, normalised, cut to `samples` and to a shard. */
-async function mnistData(mode: Mode, args: SentinelArgs, log: (line: string) => void, samples?: number): Promise<{ data: ArrayProvider; what: string }> {
+/** The first `samples` of a dataset, then the k-th of n shards (`--shard`); and a line saying which. */
+function cut(ds: Dataset, args: SentinelArgs, samples?: number): { ds: Dataset; which: string } {
+  const total = datasetSize(ds);
+  let part = samples !== undefined && samples < total ? sliceDataset(ds, 0, samples) : ds;
+  if (args.shard) part = shardDataset(part, ...args.shard);
+  return { ds: part, which: `${datasetSize(part)} of ${total}${args.shard ? ` (shard ${args.shard.join('/')})` : ''}` };
+}
+
+/** MNIST for a mode (train: images 0-54999, validate: 55000-59999, test: the test file), normalised, cut to `samples` and to a shard. */
+async function mnistData(mode: Mode, args: SentinelArgs, log: (line: string) => void, samples?: number): Promise<{ data: DataProvider; what: string }> {
   const dir = resolveMnistDir(args.data);
   await ensureMnist(dir, { log: (line) => !/MD5 ok$/.test(line) && log(line) }); // reports downloads only
   const split = await loadMnist(dir, mode === 'test' ? 'test' : 'train');
   const [start, end, what] = mode === 'train' ? [0, 55_000, 'MNIST train images 0-54999'] : mode === 'validate' ? [55_000, 60_000, 'MNIST train images 55000-59999'] : [0, split.count, 'MNIST test images'];
-  let [lo, hi] = [start, Math.min(end, start + (samples ?? end))];
-  if (args.shard) {
-    const [k, n] = args.shard;
-    const count = hi - lo;
-    if (n > count) throw new CommanderArgumentError(`--shard ${k}/${n}: cannot cut ${count} samples into ${n} shards.`);
-    [lo, hi] = [lo + Math.floor(((k - 1) * count) / n), lo + Math.floor((k * count) / n)]; // as shardDataset cuts files
-  }
-  const x = split.images.subarray(lo * 784, hi * 784).map((v) => (v - 0.1307) / 0.3081); // MNIST mean and std
-  const data = new ArrayProvider({ x, y: split.labels.subarray(lo, hi), inputShape: [784], numClasses: 10, seed: args.seed });
-  return { data, what: `${what}, ${lo}-${hi - 1}${args.shard ? ` (shard ${args.shard.join('/')})` : ''}` };
+  const { ds, which } = cut(sliceDataset({ x: split.images, y: split.labels, inputShape: [784], numClasses: 10 }, start, end), args, samples);
+  const x = ds.x.map((v) => (v - 0.1307) / 0.3081); // MNIST mean and std
+  return { data: datasetProvider({ ...ds, x }, args.seed), what: `${what}, ${which}` };
 }
 
 /** Data from a CSV or JSON-lines file on this machine, cut to `samples` and to a shard. */
-async function fileData(args: SentinelArgs, samples?: number): Promise<{ data: ArrayProvider; what: string }> {
+async function fileData(args: SentinelArgs, samples?: number): Promise<{ data: DataProvider; what: string }> {
   const file = (args.csv ?? args.jsonl) as string;
-  let ds: Dataset = args.csv !== undefined ? await readCsv(file, { target: args.target, classes: args.classes }) : await readJsonl(file, { classes: args.classes });
-  const total = ds.x.length / ds.inputShape.reduce((a, b) => a * b, 1);
-  if (samples !== undefined && samples < total) ds = sliceDataset(ds, 0, samples);
-  if (args.shard) ds = shardDataset(ds, ...args.shard);
-  const n = ds.x.length / ds.inputShape.reduce((a, b) => a * b, 1);
-  return { data: datasetProvider(ds, args.seed), what: `${file}, ${n} of ${total}${args.shard ? ` (shard ${args.shard.join('/')})` : ''}, input [${ds.inputShape}]` };
+  const { ds, which } = cut(args.csv !== undefined ? await readCsv(file, { target: args.target, classes: args.classes }) : await readJsonl(file, { classes: args.classes }), args, samples);
+  return { data: datasetProvider(ds, args.seed), what: `${file}, ${which}, input [${ds.inputShape}]` };
 }
 
 /** The sentinel's data: a provider module, a CSV or JSON-lines file, else MNIST. */

@@ -36,7 +36,8 @@ export interface CsvOptions {
   header?: boolean;
 }
 
-const samples = (ds: Dataset) => ds.x.length / ds.inputShape.reduce((a, b) => a * b, 1);
+/** The number of samples of a dataset. */
+export const datasetSize = (ds: Dataset): number => ds.x.length / ds.inputShape.reduce((a, b) => a * b, 1);
 
 /** Reads a file, naming it in the error. */
 async function read(file: string): Promise<Buffer> {
@@ -212,7 +213,7 @@ export async function readIdxPair(images: string, labelsFile: string, options: I
  * @throws InvalidArgumentError for a range outside the dataset.
  */
 export function sliceDataset(ds: Dataset, from: number, to: number): Dataset {
-  const n = samples(ds);
+  const n = datasetSize(ds);
   if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from < to && to <= n)) {
     throw new InvalidArgumentError(`Samples ${from}-${to} are not in the dataset, which has ${n}; use 0 <= from < to <= ${n}.`);
   }
@@ -229,7 +230,7 @@ export function sliceDataset(ds: Dataset, from: number, to: number): Dataset {
  * @throws InvalidArgumentError unless 1 <= k <= n <= the number of samples.
  */
 export function shardDataset(ds: Dataset, k: number, n: number): Dataset {
-  const total = samples(ds);
+  const total = datasetSize(ds);
   if (!(Number.isInteger(k) && Number.isInteger(n) && k >= 1 && k <= n)) throw new InvalidArgumentError(`A shard must be k/n with 1 <= k <= n, got ${k}/${n}.`);
   if (n > total) throw new InvalidArgumentError(`Cannot cut ${total} samples into ${n} shards; use at most ${total}.`);
   return sliceDataset(ds, Math.floor(((k - 1) * total) / n), Math.floor((k * total) / n));

@@ -7,5 +7,5 @@ export { ArrayProvider, mulberry32, sampleOrder, type ArrayProviderOptions, type
 export { parseIdx, IDX_UBYTE, type IdxArray } from './idx.js';
 export { loadMnist, mnistFileNames, resolveMnistDir, type MnistSplit, type MnistSplitName } from './mnist.js';
 export { ensureMnist, md5File, MNIST_FILES, MNIST_MIRRORS, type EnsureMnistOptions, type MnistFile } from './download.js';
-export { datasetProvider, readCsv, readIdxPair, readJsonl, shardDataset, sliceDataset, type CsvOptions, type Dataset, type IdxOptions, type JsonlOptions } from './files.js';
+export { datasetProvider, datasetSize, readCsv, readIdxPair, readJsonl, shardDataset, sliceDataset, type CsvOptions, type Dataset, type IdxOptions, type JsonlOptions } from './files.js';
 export { allowedPath, DATA_KINDS, loadProviderModule, providerFromSpec, type DataAccess, type DataSpec } from './spec.js';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from '../errors.js';
-import { type Dataset, datasetProvider, readCsv, readIdxPair, readJsonl, sliceDataset } from './files.js';
+import { type Dataset, datasetProvider, datasetSize, readCsv, readIdxPair, readJsonl, sliceDataset } from './files.js';
 import { loadMnist, resolveMnistDir } from './mnist.js';
 import { ArrayProvider, type DataProvider } from './provider.js';
 
@@ -118,8 +118,7 @@ export async function loadProviderModule(file: string, exportName = 'default', o
 }
 
 function ranged(ds: Dataset, spec: Range): Dataset {
-  const n = ds.x.length / ds.inputShape.reduce((a, b) => a * b, 1);
-  return spec.from === undefined && spec.to === undefined ? ds : sliceDataset(ds, spec.from ?? 0, spec.to ?? n);
+  return spec.from === undefined && spec.to === undefined ? ds : sliceDataset(ds, spec.from ?? 0, spec.to ?? datasetSize(ds));
 }
 
 /**
@@ -138,7 +137,7 @@ export async function providerFromSpec(spec: DataSpec, access: DataAccess = {}):
       const split = await loadMnist(dir, spec.split);
       const scale = spec.scale ?? 1;
       const ds = ranged({ x: split.images, y: split.labels, inputShape: [784], numClasses: 10 }, spec);
-      return datasetProvider({ ...ds, x: ds.x.map((v) => v * scale) }, spec.seed);
+      return datasetProvider(scale === 1 ? ds : { ...ds, x: ds.x.map((v) => v * scale) }, spec.seed);
     }
     case 'csv':
       return datasetProvider(ranged(await readCsv(allowedPath(spec.path, access), spec), spec), spec.seed);

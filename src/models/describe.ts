@@ -6,6 +6,7 @@
  * node's own disk ({@link loadNetworkDescription}); no code ever crosses the wire.
  */
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
@@ -72,7 +73,13 @@ export function describeNetwork(options: DescribeOptions): NetworkDescription {
   let i = options.seed ?? 1;
   const gates = options.gates.map((gate, g) => {
     if (gate.optimizer !== undefined) throw new InvalidArgumentError(`Gate ${gate.name ?? g} has its own optimizer; a description gives one optimizer spec for all gates.`);
-    return { name: gate.name ?? `gate-${g}`, layers: gate.layers.map((layer) => ({ ...layerConfig(layer), config: seeded(layerConfig(layer).config, i++) })) };
+    return {
+      name: gate.name ?? `gate-${g}`,
+      layers: gate.layers.map((layer) => {
+        const { className, config } = layerConfig(layer);
+        return { className, config: seeded(config, i++) };
+      }),
+    };
   });
   return validateDescription({ name: options.name, inputShape: options.inputShape, gates, ...(options.optimizer ? { optimizer: options.optimizer } : {}) }, `network '${options.name}'`);
 }
@@ -135,7 +142,6 @@ export async function loadNetworkDescription(model: string, seed = 1): Promise<N
   let value: unknown;
   try {
     if (file.endsWith('.json')) {
-      const { readFile } = await import('node:fs/promises');
       value = JSON.parse(await readFile(file, 'utf8'));
     } else {
       const module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;

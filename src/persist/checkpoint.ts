@@ -201,8 +201,9 @@ function toTensor(e: TensorEntry, data: Buffer): tf.Tensor {
 function nonFinite(entries: TensorEntry[], data: Buffer): string[] {
   return entries.filter((e) => {
     if (e.dtype !== 'float32') return false;
-    const values = new Float32Array(new Uint8Array(data.subarray(e.offset, e.offset + e.length)).buffer);
-    return values.some((v) => !Number.isFinite(v));
+    const view = new DataView(data.buffer, data.byteOffset + e.offset, e.length); // read in place: no copy before toTensor's
+    for (let at = 0; at < e.length; at += 4) if (!Number.isFinite(view.getFloat32(at, true))) return true;
+    return false;
   }).map((e) => e.name);
 }
 
