@@ -10,7 +10,7 @@ import { ActorSystem, type ActorRef, type Message } from '../src/actor/index.js'
 import { OverloadError, ProtocolError } from '../src/errors.js';
 import { Gate } from '../src/gate/index.js';
 import { SGD } from '../src/optim/index.js';
-import type { GateMessage, SentinelReply } from '../src/protocol/index.js';
+import type { GateDetached, GateMessage, SentinelReply } from '../src/protocol/index.js';
 import { connectInMemory } from '../src/transport/index.js';
 import { setupBackend } from './helpers.js';
 
@@ -87,5 +87,28 @@ test('an actor takes at most maxRemoteQueue messages from other nodes; the rest 
   expect(handled).toEqual([0, 1, 2]);
   sender.shutdown();
   receiver.shutdown();
+  expect(tf.memory().numTensors).toBe(before);
+});
+
+test("a ref naming another node's sentinel id neither starts, finishes, aborts nor detaches that sentinel's batches", async () => {
+  const before = tf.memory().numTensors;
+  const system = new ActorSystem({ name: 'ids' });
+  const gate = system.spawn<GateMessage>(() => new Gate({ name: 'g', layers: [tf.layers.dense({ units: 2 })], inputShape: [3], optimizer: new SGD({ learningRate: 0.1 }) }));
+  gate.tell({ type: 'gate.connect' });
+  const honest = recorder(system, 'honest');
+  gate.tell({ type: 'gate.forward', sentinel: honest.ref, batch: 0, x: tf.ones([2, 3]) });
+  await until(() => honest.replies.length === 1);
+  // The same actor id, claimed from another node (where its replies would go).
+  const forged = system.ref<SentinelReply>(honest.ref.id, 'forged', 'elsewhere');
+  gate.tell({ type: 'gate.backward', sentinel: forged, batch: 0, dy: tf.ones([2, 2]) });
+  gate.tell({ type: 'gate.abort', sentinel: forged, batch: 0, error: { code: 'X', message: 'forged' } });
+  gate.tell({ type: 'gate.forward', sentinel: forged, batch: 1, x: tf.ones([2, 3]) });
+  const detached = await system.ask<GateDetached, GateMessage>(gate, (replyTo) => ({ type: 'gate.detach', sentinelId: honest.ref.id, node: 'elsewhere', replyTo }));
+  expect(detached.dropped).toBe(0);
+  // The honest sentinel's batch is still there: its backward pass completes.
+  gate.tell({ type: 'gate.backward', sentinel: honest.ref, batch: 0, dy: tf.ones([2, 2]) });
+  await until(() => honest.replies.length === 2);
+  expect(honest.replies.map((r) => r.type)).toEqual(['sentinel.logits', 'sentinel.backwardDone']);
+  system.shutdown();
   expect(tf.memory().numTensors).toBe(before);
 });

@@ -165,7 +165,7 @@ export async function networkMain(argv: string[], options: { signal?: AbortSigna
       .option('--save-every <seconds>', 'seconds between checkpoints (with --checkpoint)', positiveInt('--save-every'), 60)
       .option('--data-root <dir>', 'a directory whose files sentinels that other nodes start here (host.spawnSentinel) may read as their data (repeatable; default none)', (dir: string, dirs: string[]) => [...dirs, dir], [])
       .option('--data-modules', 'also let such sentinels use data modules (code) under the --data-root directories')
-      .option('--roles <file>', "the network's roles (roles.json of npm run nats-config): state, wiring and spawn messages from nodes that are not hosts or admins are refused"),
+      .option('--roles <file>', "the network's roles (roles.json of npm run nats-config): state, wiring and spawn messages from nodes that are not hosts or admins, and batches or detaches in another node's name, are refused"),
   )
     .showHelpAfterError()
     .parse(argv);

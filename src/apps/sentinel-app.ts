@@ -15,7 +15,7 @@ import { ActorSystem } from '../actor/index.js';
 import { describeError } from '../errors.js';
 import { initBackend } from '../backend.js';
 import { type DataProvider, type Dataset, datasetProvider, datasetSize, ensureMnist, loadMnist, loadProviderModule, readCsv, readJsonl, resolveMnistDir, shardDataset, sliceDataset } from '../data/index.js';
-import { attachRemote } from '../cluster/index.js';
+import { attachRemote, loadNetworkRoles, roleAuthorizer } from '../cluster/index.js';
 import { answerInvalid, protocolValidator } from '../protocol/index.js';
 import { LOSSES, lossByName, Sentinel, type SentinelSummary } from '../sentinel/index.js';
 import { connectNats } from '../transport/index.js';
@@ -42,6 +42,7 @@ interface SentinelArgs extends NatsFlags {
   backend?: string;
   seed: number;
   name?: string;
+  roles?: string;
   progress: boolean;
 }
 
@@ -126,6 +127,7 @@ export async function sentinelMain(argv: string[], options: { signal?: AbortSign
       .option('--backend <name>', 'tensorflow, wasm or cpu (default: first that loads; env AKKORDEON_BACKEND)')
       .option('--seed <n>', 'shuffle seed', positiveInt('--seed'), 1)
       .option('--name <name>', 'sentinel name in logs (default the mode)')
+      .option('--roles <file>', "the network's roles (roles.json of npm run nats-config): replies and control messages from nodes that are not hosts or admins are refused")
       .option('--no-progress', 'no progress bars'),
   )
     .showHelpAfterError()
@@ -151,7 +153,8 @@ export async function sentinelMain(argv: string[], options: { signal?: AbortSign
     onBatchError: 'skip',
   });
 
-  const system = new ActorSystem({ name: `sentinel-${name}`, validate: protocolValidator(), node: args.nodeId });
+  const roles = args.roles === undefined ? undefined : await loadNetworkRoles(args.roles, args.network);
+  const system = new ActorSystem({ name: `sentinel-${name}`, validate: protocolValidator(), node: args.nodeId, authorize: roles && roleAuthorizer(roles) });
   answerInvalid(system, log);
   const nats = await connectNats(system, natsOptions(args, args.network, `sentinel ${name}`));
   logConnection(nats, log);

@@ -28,15 +28,24 @@ test('passwords are generated where not given, and bad names, twice-named users 
   expect(() => natsServerConfig({ network: 'n', users: [{ user: 'a b', role: 'trainer' }] })).toThrow(/Node id 'a b'/);
 });
 
-test('roleAuthorizer refuses privileged messages from nodes that are not hosts or admins (or served by one)', async () => {
+test('roleAuthorizer refuses privileged messages, and batches or detaches in another node\'s name, from nodes that are not hosts or admins (or served by one)', async () => {
   const authorize = roleAuthorizer({ network: 'n', roles: { h: 'host', t: 'trainer', a: 'admin' } });
   expect(() => authorize({ type: 'gate.setState' }, 't')).toThrow(UnauthorizedError);
   expect(() => authorize({ type: 'host.spawnSentinel' }, 'stranger')).toThrow(/its role: none/);
   expect(() => authorize({ type: 'gate.detach', node: 'h' } as never, 't')).toThrow(/may not send 'gate.detach'/);
   expect(() => authorize({ type: 'gate.setState' }, '__proto__')).toThrow(UnauthorizedError);
   for (const sender of ['h', 'a', 'h_auto-0-abc123', undefined]) expect(() => authorize({ type: 'gate.setState' }, sender)).not.toThrow();
-  expect(() => authorize({ type: 'gate.forward' }, 't')).not.toThrow();
-  expect(() => authorize({ type: 'gate.detach', sentinelId: 'x' } as never, 't')).not.toThrow();
+  for (const type of ['gate.shardOutput', 'sentinel.logits', 'sentinel.finish']) expect(() => authorize({ type }, 't')).toThrow(/only hosts and admins may/);
+  // A trainer's batches and detaches name its own sentinels (on its node or its threads), never another node's.
+  expect(() => authorize({ type: 'gate.forward', sentinel: { node: 't' } } as never, 't')).not.toThrow();
+  expect(() => authorize({ type: 'gate.backward', sentinel: { node: 't_auto-1' } } as never, 't')).not.toThrow();
+  expect(() => authorize({ type: 'gate.backward', sentinel: { node: 'h' } } as never, 't')).toThrow(/for a sentinel on another node/);
+  expect(() => authorize({ type: 'gate.abort', sentinel: { node: 'tt' } } as never, 't')).toThrow(UnauthorizedError);
+  expect(() => authorize({ type: 'gate.detach', sentinelId: 'x', node: 't' } as never, 't')).not.toThrow();
+  expect(() => authorize({ type: 'gate.detach', node: 't' } as never, 't')).not.toThrow();
+  expect(() => authorize({ type: 'gate.detach', sentinelId: 'x' } as never, 't')).toThrow(/only its own sentinels/);
+  expect(() => authorize({ type: 'gate.detach', sentinelId: 'x', node: 'u' } as never, 't')).toThrow(/only its own sentinels/);
+  expect(() => authorize({ type: 'gate.detach', sentinelId: 'x', node: 'u' } as never, 'a')).not.toThrow();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'akkordeon-roles-'));
   try {
     writeFileSync(path.join(dir, 'roles.json'), JSON.stringify({ network: 'n', roles: { t: 'superuser' } }));

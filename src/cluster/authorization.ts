@@ -92,12 +92,37 @@ export function natsServerConfig(options: NatsServerConfigOptions): { config: st
   return { config: `${lines.join('\n')}\n`, users };
 }
 
-/** Messages only a host or an admin may send a node: they read or change its gates' state, rewire them, or run things there. */
-export const PRIVILEGED_MESSAGES: ReadonlySet<string> = new Set(['gate.getState', 'gate.setState', 'gate.connect', 'host.spawnGate', 'host.stopGate', 'host.spawnSentinel']);
+/**
+ * Messages only a host or an admin may send a node: they read or change its gates' state, rewire
+ * them, run things there, pass a batch between a gate and its shards, or answer a sentinel (its
+ * logits, gradients' completion, failures and control come from the gates and hosts).
+ */
+export const PRIVILEGED_MESSAGES: ReadonlySet<string> = new Set([
+  'gate.getState',
+  'gate.setState',
+  'gate.connect',
+  'gate.shardOutput',
+  'gate.shardGradient',
+  'gate.shardFailed',
+  'host.spawnGate',
+  'host.stopGate',
+  'host.spawnSentinel',
+  'sentinel.logits',
+  'sentinel.predictions',
+  'sentinel.backwardDone',
+  'sentinel.batchFailed',
+  'sentinel.start',
+  'sentinel.requestPass',
+  'sentinel.finish',
+  'sentinel.failInFlight',
+]);
+
+/** Batch messages, which name the sentinel they are for (`sentinel`, a ref). */
+const BATCH_MESSAGES: ReadonlySet<string> = new Set(['gate.forward', 'gate.backward', 'gate.predict', 'gate.abort']);
 
 /**
  * The roles of a network's nodes, by node id, as `npm run nats-config` writes them
- * (`roles.json`); read by network processes (`--roles FILE`) to check who may send what.
+ * (`roles.json`); read by network and sentinel processes (`--roles FILE`) to check who may send what.
  */
 export interface NetworkRoles {
   network: string;
@@ -105,23 +130,29 @@ export interface NetworkRoles {
 }
 
 /**
- * An `ActorSystemOptions.authorize` for a network process (defence in depth beside the server's
- * permissions): {@link PRIVILEGED_MESSAGES}, and a `gate.detach` of every sentinel of a node,
- * are refused unless their sender (the node a NATS subject names) is a host or an admin, or a
- * node one of them serves (`<node>_…`). Messages whose sender no transport vouches for (from this
- * process's own threads) pass.
+ * An `ActorSystemOptions.authorize` for a network or sentinel process (defence in depth beside
+ * the server's permissions). From a node that is neither a host nor an admin (nor a node one of
+ * them serves, `<node>_…`), it refuses:
+ * - {@link PRIVILEGED_MESSAGES};
+ * - a batch message (forward, backward, predict, abort) whose `sentinel` is on another node: a
+ *   trainer sends batches only for its own sentinels;
+ * - a `gate.detach` that does not name the sender's own node (`node`, with or without
+ *   `sentinelId`): it may free its own sentinels' batches, never another node's.
+ *
+ * Messages whose sender no transport vouches for (from this process's own threads) pass.
  * @throws UnauthorizedError from the returned function.
  */
 export function roleAuthorizer(roles: NetworkRoles): (message: Message, sender: string | undefined) => void {
-  const privileged = (node: string) => {
-    const role = Object.hasOwn(roles.roles, node) ? roles.roles[node] : Object.entries(roles.roles).find(([parent]) => node.startsWith(`${parent}_`))?.[1];
-    return role === 'host' || role === 'admin';
-  };
+  const roleOf = (node: string) => (Object.hasOwn(roles.roles, node) ? roles.roles[node] : Object.entries(roles.roles).find(([parent]) => node.startsWith(`${parent}_`))?.[1]);
+  const own = (sender: string, node: unknown) => typeof node === 'string' && (node === sender || node.startsWith(`${sender}_`));
   return (message, sender) => {
     if (sender === undefined) return;
-    const detachesNode = message.type === 'gate.detach' && (message as { node?: unknown }).node !== undefined;
-    if ((PRIVILEGED_MESSAGES.has(message.type) || detachesNode) && !privileged(sender)) {
-      throw new UnauthorizedError(`Node ${sender.slice(0, 64)} may not send '${message.type}' to network ${roles.network}: only hosts and admins may (its role: ${Object.hasOwn(roles.roles, sender) ? roles.roles[sender] : 'none'}).`);
+    const role = roleOf(sender);
+    if (role === 'host' || role === 'admin') return;
+    const m = message as { type: string; node?: unknown; sentinel?: { node?: unknown } };
+    const refused = PRIVILEGED_MESSAGES.has(m.type) ? 'only hosts and admins may' : BATCH_MESSAGES.has(m.type) && !own(sender, m.sentinel?.node) ? 'it is for a sentinel on another node' : m.type === 'gate.detach' && !own(sender, m.node) ? 'it may detach only its own sentinels (give node: its own node id)' : undefined;
+    if (refused) {
+      throw new UnauthorizedError(`Node ${sender.slice(0, 64)} may not send '${m.type}' to network ${roles.network}: ${refused} (its role: ${role ?? 'none'}).`);
     }
   };
 }

@@ -392,7 +392,7 @@ export async function attachRemote(nats: NatsNode, sentinel: Sentinel, options: 
   const detachTimeoutMs = options.detachTimeoutMs ?? 5000;
   /** Tells `targets` that are up to free the sentinel's cached batches, all at once; the number they dropped. */
   const free = (targets: ActorRef<GateMessage>[]): Promise<number> =>
-    new GateChain(system, targets, { askTimeoutMs: detachTimeoutMs, isDown: (node) => nats.isDown(node) }).free({ sentinelId: ref.id }, { tolerant: true, parallel: true });
+    new GateChain(system, targets, { askTimeoutMs: detachTimeoutMs, isDown: (node) => nats.isDown(node) }).free({ sentinelId: ref.id, node: ref.node }, { tolerant: true, parallel: true });
 
   let recovering: Promise<void> | undefined;
   const recover = async (down: string, lost: number[]) => {

@@ -19,6 +19,7 @@ import {
   describeError,
   InvalidArgumentError,
   OverloadError,
+  UnauthorizedError,
   NonFiniteError,
   ShapeMismatchError,
   TransportError,
@@ -156,7 +157,7 @@ export class Gate implements Actor<GateMessage> {
         return this.predict(message);
       case 'gate.abort':
         // A shard's primary already handles the batch's sentinel and upstream gates.
-        if (this.primary) return void this.releaseBatch(message.sentinel.id, message.batch);
+        if (this.primary) return void this.releaseBatch(message.sentinel, message.batch);
         return this.abort(message.sentinel, message.batch, message.error);
       case 'gate.shardOutput':
         return this.onShardOutput(message);
@@ -225,7 +226,7 @@ export class Gate implements Actor<GateMessage> {
       const t = message.type === 'gate.forward' ? message.x : message.dy;
       if (!t.isDisposed) t.dispose();
       if (this.primary) {
-        this.releaseBatch(message.sentinel.id, message.batch);
+        this.releaseBatch(message.sentinel, message.batch);
         this.primary.ref.tell({ type: 'gate.shardFailed', sentinel: message.sentinel, batch: message.batch, predict: false, error: toErrorInfo(error) });
       } else {
         this.abort(message.sentinel, message.batch, toErrorInfo(error));
@@ -259,6 +260,10 @@ export class Gate implements Actor<GateMessage> {
 
   private forward(m: GateForward): void {
     this.check(m.x, 'forward input', this.module.inputShape);
+    const known = this.nodes.get(m.sentinel.id);
+    if (known !== undefined && known !== m.sentinel.node) {
+      throw new UnauthorizedError(`${this.name}: sentinel id ${m.sentinel.id} already has batches in flight here from node ${known}, not ${m.sentinel.node}; a sentinel's id names one sentinel.`);
+    }
     const batches = this.batchesOf(m.sentinel.id);
     this.nodes.set(m.sentinel.id, m.sentinel.node);
     if (batches.has(m.batch)) {
@@ -287,7 +292,7 @@ export class Gate implements Actor<GateMessage> {
   }
 
   private backward(m: GateBackward): void {
-    const state = this.pending.get(m.sentinel.id)?.get(m.batch);
+    const state = this.nodes.get(m.sentinel.id) === m.sentinel.node ? this.pending.get(m.sentinel.id)?.get(m.batch) : undefined;
     if (!state) {
       m.dy.dispose();
       throw new UnknownBatchError(`${this.name}: no forward state for batch ${m.batch} of sentinel ${m.sentinel.name}; it was never sent, already finished, or detached.`);
@@ -403,8 +408,15 @@ export class Gate implements Actor<GateMessage> {
     if (live) this.abort(m.sentinel, m.batch, m.error);
   }
 
-  /** Frees what this gate holds for one training batch: its forward state and unfinished joins. */
-  private releaseBatch(sentinelId: string, batch: number): void {
+  /**
+   * Frees what this gate holds for one training batch: its forward state and unfinished joins;
+   * nothing when the sentinel's id has batches here from another node (a ref naming another
+   * node's sentinel frees none of its batches).
+   */
+  private releaseBatch(sentinel: ActorRef, batch: number): void {
+    const sentinelId = sentinel.id;
+    const node = this.nodes.get(sentinelId);
+    if (node !== undefined && node !== sentinel.node) return;
     const batches = this.pending.get(sentinelId);
     const state = batches?.get(batch);
     if (state) {
@@ -419,7 +431,7 @@ export class Gate implements Actor<GateMessage> {
   }
 
   private abort(sentinel: ActorRef<SentinelReply>, batch: number, error: ErrorInfo): void {
-    this.releaseBatch(sentinel.id, batch);
+    this.releaseBatch(sentinel, batch);
     const message: GateAbort = { type: 'gate.abort', sentinel, batch, error };
     this.shards.forEach((shard) => shard.ref.tell(message));
     if (this.previous) this.previous.tell(message);
@@ -428,7 +440,8 @@ export class Gate implements Actor<GateMessage> {
 
   private detach(which: { sentinelId?: string; node?: string }, replyTo?: ActorRef<GateDetached>): number {
     let dropped = 0;
-    const matches = (sentinelId: string) => sentinelId === which.sentinelId || (which.node !== undefined && this.nodes.get(sentinelId) === which.node);
+    // Both given: that sentinel, only if it is on that node (the wire lets other nodes name only themselves).
+    const matches = (sentinelId: string) => (which.sentinelId === undefined || sentinelId === which.sentinelId) && (which.node === undefined || this.nodes.get(sentinelId) === which.node) && (which.sentinelId !== undefined || which.node !== undefined);
     for (const [key, join] of this.joins) {
       if (!matches(join.sentinel.id)) continue;
       this.joins.delete(key);

@@ -237,9 +237,20 @@ describe('sparse products', () => {
     const [a, b] = [tf.zeros([4, 5]) as tf.Tensor2D, tf.ones([6, 3]) as tf.Tensor2D];
     const before = tf.memory().numTensors;
     expect(() => sparseMatMul(a, () => tf.ones([6, 3]) as tf.Tensor2D)).toThrow(InvalidArgumentError);
-    expect(() => sparseMatMul(a, b)).toThrow(/inner dimensions differ, \[4,5\] × \[6,3\]/);
+    expect(() => sparseMatMul(a, b)).toThrow(/\[4,5\] × \[6,3\] is not a product of matrices with equal inner dimensions/);
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([a, b]);
+  });
+
+  test('refuse operands that are not matrices, so that no kernel reads past a tensor\'s own buffer', () => {
+    const [cube, vector, m] = [tf.zeros([2, 3, 4]), tf.ones([5]), tf.ones([3, 4])];
+    const before = tf.memory().numTensors;
+    expect(() => transpose2d(cube as never)).toThrow(/transpose2d takes a matrix \(\[rows, cols\]\); got shape \[2,3,4\]/);
+    expect(() => columnSum(vector as never)).toThrow(InvalidArgumentError);
+    expect(() => sparseMatMul(cube as never, m as tf.Tensor2D, 1)).toThrow(InvalidArgumentError);
+    if (backend === 'wasm') expect(() => sparseMatMul(m as tf.Tensor2D, () => tf.ones([4, 2, 2]) as never, 1)).toThrow(/not a product of matrices/);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([cube, vector, m]);
   });
 
   test('counts NaN as non-zero and carries it into the product', () => {

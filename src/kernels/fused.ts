@@ -422,6 +422,7 @@ export function fusedModuleText(): string {
  * float32, `tf.transpose`.
  */
 export function transpose2d(t: tf.Tensor2D): tf.Tensor2D {
+  matrix(t, 'transpose2d');
   const src = heapOffset(t);
   if (src === undefined || !loaded) return tf.transpose(t);
   const [rows, cols] = t.shape;
@@ -462,6 +463,7 @@ export const SMALL_INNER = 16;
  * blocks its sums differently.
  */
 export function sparseMatMul(a: tf.Tensor2D, b: tf.Tensor2D | (() => tf.Tensor2D), maxDensity = SPARSE_MAX_DENSITY): tf.Tensor2D | undefined {
+  matrix(a, 'sparseMatMul');
   const pa = heapOffset(a);
   if (pa === undefined || !loaded) return undefined;
   const fns = loaded.fns as Record<string, (...args: number[]) => number>;
@@ -471,9 +473,9 @@ export function sparseMatMul(a: tf.Tensor2D, b: tf.Tensor2D | (() => tf.Tensor2D
   const pb = heapOffset(right);
   const [m, k] = a.shape;
   const [kb, n] = right.shape;
-  if (pb === undefined || k !== kb) {
-    if (right !== b) right.dispose();
-    if (k !== kb) throw new InvalidArgumentError(`sparseMatMul: inner dimensions differ, [${a.shape}] × [${right.shape}].`);
+  if (pb === undefined || k !== kb || right.shape.length !== 2) {
+    if (right !== b) right.dispose(); // its shape stays readable
+    if (k !== kb || right.shape.length !== 2) throw new InvalidArgumentError(`sparseMatMul: [${a.shape}] × [${right.shape}] is not a product of matrices with equal inner dimensions.`);
     return undefined;
   }
   // Scratch: m + 1 row offsets, then nnz + 1 (index, value) pairs: compress_rows writes one past the last.
@@ -493,6 +495,7 @@ export function sparseMatMul(a: tf.Tensor2D, b: tf.Tensor2D | (() => tf.Tensor2D
  * transposes first), else `tf.sum(a, 0)`.
  */
 export function columnSum(a: tf.Tensor2D): tf.Tensor1D {
+  matrix(a, 'columnSum');
   const pa = heapOffset(a);
   if (pa === undefined || !loaded) return tf.sum(a, 0);
   const [rows, cols] = a.shape;
@@ -590,6 +593,15 @@ export function useFusedKernels(on: boolean): void {
 /** Whether updates on the active backend run fused kernels now (loaded for it, and enabled). */
 export function fusedKernelsActive(): boolean {
   return enabled && !!loaded && (tf.backend() as unknown) === loaded.backend;
+}
+
+/**
+ * Checks that `t` is a matrix: the kernels read `rows × cols` values from its buffer, which only
+ * a rank-2 tensor's shape bounds by its own size.
+ * @throws InvalidArgumentError for any other rank.
+ */
+function matrix(t: tf.Tensor, kernel: string): void {
+  if (t.shape.length !== 2) throw new InvalidArgumentError(`${kernel} takes a matrix ([rows, cols]); got shape [${t.shape}].`);
 }
 
 /** Byte offset of `t`'s values in the wasm heap, when the kernels can run on it (active, float32). */

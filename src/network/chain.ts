@@ -21,8 +21,12 @@ export interface GateChainOptions {
   owner?: string;
 }
 
-/** Which sentinels' state {@link GateChain.free} frees: one sentinel by id, or all on a node. */
-export type FreeTarget = { readonly sentinelId: string } | { readonly node: string };
+/**
+ * Which sentinels' state {@link GateChain.free} frees: one sentinel by id (and, where given, only
+ * if it is on `node`: a node that is not a host or admin may detach only its own sentinels), or
+ * every sentinel on a node.
+ */
+export type FreeTarget = { readonly sentinelId: string; readonly node?: string } | { readonly node: string };
 
 /** Gates in pipeline order, by ref, with the control requests every network makes of them. */
 export class GateChain {

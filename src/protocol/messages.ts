@@ -50,11 +50,15 @@ export interface GateAbort {
   readonly error: ErrorInfo;
 }
 
-/** Frees every cached tensor of a sentinel (it left, or died), or of every sentinel on a node. */
+/**
+ * Frees every cached tensor of a sentinel (it left, or died), or of every sentinel on a node.
+ * Give `sentinelId`, `node`, or both (that sentinel, only if it is on that node); one of them.
+ */
 export interface GateDetach {
   readonly type: 'gate.detach';
-  /** A sentinel's id; with `node`, every sentinel hosted on that node (it went down). */
+  /** A sentinel's id (its ref's `id`). */
   readonly sentinelId?: string;
+  /** A node id: every sentinel hosted there (it went down), or with `sentinelId`, the node that sentinel must be on. */
   readonly node?: string;
   readonly replyTo?: ActorRef<GateDetached>;
 }

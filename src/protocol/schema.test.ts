@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ActorSystem, type ActorRef } from '../actor/index.js';
 import { connectInMemory } from '../transport/index.js';
-import { answerInvalid, protocolValidator } from './schema.js';
+import { answerInvalid, isOwnTensor, protocolValidator } from './schema.js';
 import type { SentinelReply } from './messages.js';
 import { setupBackend } from '../../test/helpers.js';
 
@@ -88,4 +88,21 @@ test('answerInvalid logs one line per rejected message', async () => {
   expect(lines[0]).toMatch(/host\.spawnGate/);
   a.shutdown();
   b.shutdown();
+});
+
+test('a tensor is judged by its own fields: inherited ones, a size that does not match its shape, or a disposed tensor fail', () => {
+  const t = tf.ones([2, 3]);
+  expect(isOwnTensor(t)).toBe(true);
+  // The prototype of a tensor with the fields inherited, not its own.
+  const inherited = Object.create(Object.create(t));
+  expect(inherited instanceof tf.Tensor).toBe(true);
+  expect(isOwnTensor(inherited)).toBe(false);
+  const lying = Object.assign(Object.create(tf.Tensor.prototype), { dtype: 'float32', shape: [2, 3], size: 600, dataId: {}, isDisposedInternal: false });
+  expect(isOwnTensor(lying)).toBe(false);
+  expect(isOwnTensor({ dtype: 'float32', shape: [1], size: 1, dataId: {}, isDisposedInternal: false })).toBe(false);
+  const validate = protocolValidator();
+  expect(() => validate({ type: 'gate.detached', dropped: 0 })).not.toThrow();
+  expect(() => validate({ type: 'sentinel.logits', batch: 0, logits: lying } as never)).toThrow(/expected a float32 tensor/);
+  t.dispose();
+  expect(isOwnTensor(t)).toBe(false);
 });

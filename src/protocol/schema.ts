@@ -30,12 +30,34 @@ const batch = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const shape = z.array(z.number().int().min(1).max(2 ** 24)).max(8);
 const errorInfo = z.object({ code: z.string().max(128), message: z.string().max(8192) });
 
+const WIRE_DTYPES = new Set(['float32', 'int32', 'bool']);
+
+/**
+ * Whether `v` is a live tensor the codec decoded, judged by its own fields: own `dtype` (a wire
+ * dtype), own `shape` (whole numbers ≥ 0), own `size` equal to their product, own `dataId`, not
+ * disposed; and a `tf.Tensor`, so that the gates may use it as one. Inherited or getter values
+ * (`rank`, `isDisposed`) are not trusted.
+ */
+export function isOwnTensor(v: unknown): v is tf.Tensor {
+  if (typeof v !== 'object' || v === null || !(v instanceof tf.Tensor)) return false;
+  for (const key of ['dtype', 'shape', 'size', 'dataId', 'isDisposedInternal']) if (!Object.hasOwn(v, key)) return false;
+  const { dtype, shape, size, isDisposedInternal } = v as unknown as { dtype: unknown; shape: unknown; size: unknown; isDisposedInternal: unknown };
+  if (typeof dtype !== 'string' || !WIRE_DTYPES.has(dtype) || isDisposedInternal !== false || !Array.isArray(shape)) return false;
+  let product = 1;
+  for (const d of shape) {
+    if (!Number.isSafeInteger(d) || (d as number) < 0) return false;
+    product *= d as number;
+  }
+  return size === product;
+}
+
 function tensor(limits: SchemaLimits, dtype: 'float32' | 'int32' | 'any', batched: boolean) {
   return z.custom<tf.Tensor>((v) => {
-    if (!(v instanceof tf.Tensor) || v.isDisposed) return false;
+    if (!isOwnTensor(v)) return false;
     if (dtype !== 'any' && v.dtype !== dtype) return false;
-    if (v.rank > limits.maxRank || v.size > limits.maxTensorElements) return false;
-    return !batched || (v.rank >= 1 && (v.shape[0] as number) >= 1 && (v.shape[0] as number) <= limits.maxBatch);
+    const rank = v.shape.length;
+    if (rank > limits.maxRank || v.size > limits.maxTensorElements) return false;
+    return !batched || (rank >= 1 && (v.shape[0] as number) >= 1 && (v.shape[0] as number) <= limits.maxBatch);
   }, { message: `expected a ${dtype === 'any' ? '' : `${dtype} `}tensor of rank <= ${limits.maxRank}, at most ${limits.maxTensorElements} elements${batched ? ` and 1..${limits.maxBatch} samples` : ''}` });
 }
 
