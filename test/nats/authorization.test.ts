@@ -6,15 +6,19 @@
  * node's frames, answering the registry, announcing gates, answering a host's requests, sending
  * a frame or a heartbeat in another node's name and reaching another network are refused by the
  * server, and a goodbye in another node's name on its own subject is ignored by every node;
- * without credentials nothing connects.
+ * without credentials nothing connects. A second trainer that floods the gates with forwards it
+ * never finishes, and forges batches, detaches, state and replies in others' names, is refused
+ * (its flood at the gates' caps), while the honest trainer's test loss stays that of a clean run
+ * and the host's RSS stays flat.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import * as tf from '@tensorflow/tfjs';
 import { ActorSystem } from '../../src/actor/index.js';
 import { discoverNetwork, type DiscoveredGate, natsServerConfig } from '../../src/cluster/index.js';
-import { type GateMessage, type GateState, protocolValidator } from '../../src/protocol/index.js';
+import { type GateDetached, type GateMessage, type GateState, protocolValidator, type SentinelReply } from '../../src/protocol/index.js';
 import { connectNats, type NatsNode } from '../../src/transport/index.js';
 import { writeRegressionCsv, writeRegressionJsonl } from '../fixtures/regression-data.js';
 import { ROOT, setupBackend } from '../helpers.js';
@@ -31,6 +35,9 @@ maybe('a server configured by natsServerConfig', () => {
   const passwords = new Map<string, string>();
   const apps: App[] = [];
   let first: App;
+  let rest: App;
+  /** The test loss of the network trained with no one attacking it (test 1). */
+  let cleanLoss: number;
   const clients: NatsConnection[] = [];
   const start = (script: string, user: string, args: string[]) => {
     const app = startApp(ROOT, script, [...args, '--nats', url, '--user', user, '--pass', passwords.get(user) as string, '--node-id', user, '--backend', 'wasm']);
@@ -59,6 +66,7 @@ maybe('a server configured by natsServerConfig', () => {
         { user: 'host-0', role: 'host' },
         { user: 'host-1', role: 'host' },
         { user: 'trainer-1', role: 'trainer' },
+        { user: 'trainer-2', role: 'trainer' },
         { user: 'tester-1', role: 'evaluator' },
         { user: 'watcher', role: 'admin' },
       ],
@@ -79,7 +87,7 @@ maybe('a server configured by natsServerConfig', () => {
   test('hosts and sentinels train with their own credentials; a trainer cannot read, answer or announce for others', async () => {
     const roles = ['--roles', path.join(dir, 'roles.json')];
     first = start('network.ts', 'host-0', ['--name', 'sec', '--model', MODEL, '--gates', '0-0', ...roles]);
-    const rest = start('network.ts', 'host-1', ['--name', 'sec', '--model', MODEL, '--gates', '1-2', ...roles]);
+    rest = start('network.ts', 'host-1', ['--name', 'sec', '--model', MODEL, '--gates', '1-2', ...roles]);
     await Promise.all([first.waitFor(/gates 0-0 wired/), rest.waitFor(/gates 1-2 wired/)]);
 
     const train = start('sentinel.ts', 'trainer-1', ['train', '--network', 'sec', '--csv', path.join(dir, 'train.csv'), '--epochs', '6', '--batch-size', '32', '--concurrency', '2', '--no-progress']);
@@ -133,7 +141,8 @@ maybe('a server configured by natsServerConfig', () => {
     // The network still serves its honest sentinels.
     const test = start('sentinel.ts', 'tester-1', ['test', '--network', 'sec', '--jsonl', path.join(dir, 'test.jsonl'), '--no-progress']);
     expect(await test.exited).toBe(0);
-    expect(Number((await test.waitFor(/done .* last loss ([\d.e+-]+)/))[1])).toBeLessThan(0.05);
+    cleanLoss = Number((await test.waitFor(/done .* last loss ([\d.e+-]+)/))[1]);
+    expect(cleanLoss).toBeLessThan(0.05);
   });
 
   test('without credentials, or with a wrong password, nothing connects', async () => {
@@ -160,6 +169,84 @@ maybe('a server configured by natsServerConfig', () => {
       [...state.weights, ...state.optimizer].forEach((t) => t.tensor.dispose());
     } finally {
       await Promise.all([trainer.close(), admin.close()]);
+    }
+  });
+
+  test("a trainer that floods the gates and forges batches, detaches, state and replies in others' names changes nothing: the honest trainer's test loss is within noise of a clean run, and the host's memory stays bounded", async () => {
+    // Fresh weights (the same seed as the clean run).
+    await Promise.all([first.stop(), rest.stop()]);
+    const roles = ['--roles', path.join(dir, 'roles.json')];
+    first = start('network.ts', 'host-0', ['--name', 'sec', '--model', MODEL, '--gates', '0-0', ...roles]);
+    rest = start('network.ts', 'host-1', ['--name', 'sec', '--model', MODEL, '--gates', '1-2', ...roles]);
+    await Promise.all([first.waitFor(/gates 0-0 wired/), rest.waitFor(/gates 1-2 wired/)]);
+    const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${first.child.pid}/status`, 'utf8'))?.[1]) / 1024; // MiB
+
+    const attacker = await connectNats(new ActorSystem({ name: 'attacker', node: 'trainer-2', validate: protocolValidator() }), { servers: url, namespace: 'sec', user: 'trainer-2', pass: passwords.get('trainer-2') });
+    try {
+      const found = await discoverNetwork(attacker, 'sec', { timeoutMs: 10_000 });
+      const gate0 = found.gates.get(0) as DiscoveredGate;
+      const g0 = attacker.system.ref<GateMessage>(gate0.id, gate0.name, gate0.node);
+      const train = start('sentinel.ts', 'trainer-1', ['train', '--network', 'sec', '--csv', path.join(dir, 'train.csv'), '--epochs', '6', '--batch-size', '32', '--concurrency', '2', '--no-progress', ...roles]);
+      await train.waitFor(/attached to network sec/);
+
+      // Forged in the honest trainer's name, or privileged: refused by the hosts and the trainer's process.
+      const x = () => tf.ones([32, 8]);
+      const victim = attacker.system.ref<SentinelReply>('sentinel-train', 'train', 'trainer-1');
+      g0.tell({ type: 'gate.forward', sentinel: victim, batch: 1, x: x() });
+      g0.tell({ type: 'gate.backward', sentinel: victim, batch: 1, dy: tf.ones([32, 32]) });
+      g0.tell({ type: 'gate.detach', node: 'trainer-1' });
+      g0.tell({ type: 'gate.setState', weights: [], replyTo: victim as never });
+      victim.tell({ type: 'sentinel.logits', batch: 0, logits: tf.ones([32, 1]) });
+      await first.waitFor(/Node trainer-2 may not send 'gate.forward' to network sec: it is for a sentinel on another node/);
+      await first.waitFor(/Node trainer-2 may not send 'gate.backward'/);
+      await first.waitFor(/Node trainer-2 may not send 'gate.detach' to network sec: it may detach only its own sentinels/);
+      await first.waitFor(/Node trainer-2 may not send 'gate.setState'/);
+      await train.waitFor(/Node trainer-2 may not send 'sentinel.logits' to network sec: only hosts and admins may/);
+
+      // A flood of forwards that are never finished, from four sentinels of its own, in two waves
+      // of 4 × 1100: the gates keep 1024 per sentinel and 4096 for the node, and refuse the rest.
+      const replies = { logits: 0, overload: 0, other: 0 };
+      let expected = 0;
+      let answered: () => void = () => undefined;
+      const sentinels = [0, 1, 2, 3].map((i) =>
+        attacker.system.spawn<SentinelReply>(() => ({
+          receive: (m) => {
+            if (m.type === 'sentinel.logits') {
+              m.logits.dispose();
+              replies.logits++;
+            } else if (m.type === 'sentinel.batchFailed' && m.error.code === 'Overload') replies.overload++;
+            else replies.other++;
+            if (replies.logits + replies.overload + replies.other === expected) answered();
+          },
+        }), { name: `flood-${i}` }),
+      );
+      const flood = async (from: number) => {
+        expected += 4400;
+        const done = new Promise<void>((resolve) => (answered = resolve));
+        for (let batch = from; batch < from + 1100; batch++) for (const ref of sentinels) g0.tell({ type: 'gate.forward', sentinel: ref, batch, x: tf.ones([128, 8]) });
+        await done;
+      };
+      await flood(0);
+      const afterFirst = rss();
+      expect(replies).toEqual({ logits: 4096, overload: 304, other: 0 });
+      await flood(1100);
+      expect(replies).toEqual({ logits: 4096, overload: 4704, other: 0 });
+      const afterSecond = rss();
+      const training = !train.lines.some((line) => / done /.test(line));
+      console.log(`host-0 RSS: ${afterFirst.toFixed(0)} MiB after the first wave, ${afterSecond.toFixed(0)} MiB after the second; the honest trainer ${training ? 'was still training' : 'had finished'}`);
+      expect(afterSecond - afterFirst).toBeLessThan(48);
+
+      expect(await train.exited).toBe(0);
+      // Its own node's batches it may free.
+      const freed = await attacker.system.ask<GateDetached, GateMessage>(g0, (replyTo) => ({ type: 'gate.detach', node: 'trainer-2', replyTo }), 10_000);
+      expect(freed.dropped).toBe(4096);
+      const test = start('sentinel.ts', 'tester-1', ['test', '--network', 'sec', '--jsonl', path.join(dir, 'test.jsonl'), '--no-progress']);
+      expect(await test.exited).toBe(0);
+      const attackedLoss = Number((await test.waitFor(/done .* last loss ([\d.e+-]+)/))[1]);
+      console.log(`test loss: clean ${cleanLoss}, attacked ${attackedLoss}`);
+      expect(attackedLoss).toBeLessThan(Math.max(2 * cleanLoss, cleanLoss + 0.01));
+    } finally {
+      await attacker.close();
     }
   });
 });
