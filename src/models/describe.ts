@@ -48,7 +48,7 @@ const descriptionSchema = z.object({
     .array(z.object({ name: z.string().min(1).max(100), layers: z.array(z.object({ className: z.string().min(1).max(100), config: z.record(z.string(), z.unknown()) })).min(1).max(64) }))
     .min(1)
     .max(256),
-  optimizer: z.object({ type: z.enum(['sgd', 'adam', 'dcasgd']) }).passthrough().optional(),
+  optimizer: z.object({ type: z.enum(['sgd', 'adam', 'adagrad', 'dcasgd']) }).passthrough().optional(),
 });
 
 /** Sets `seed` on every initializer config with a null or missing seed; returns a copy. */

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setupBackend } from '../../test/helpers.js';
 import { CheckpointMismatchError, InvalidArgumentError } from '../errors.js';
 import type { Optimizer } from './optimizer.js';
-import { Adam, DCASGD, SGD } from './optimizers.js';
+import { AdaGrad, Adam, DCASGD, SGD } from './optimizers.js';
 
 beforeAll(setupBackend);
 
@@ -136,6 +136,20 @@ describe('SGD', () => {
   });
 });
 
+test('AdaGrad by hand (Dean et al. 2012, §4.1: η_i = γ / sqrt(Σ g_i²), accumulator from 0.1)', () => {
+  // G ← G + g²; w ← w − γ g / sqrt(G)
+  let G = [0.1, 0.1];
+  let w = [...W];
+  const expected = GRADS.map((g) => {
+    G = G.map((Gi, i) => Gi + g[i]! * g[i]!);
+    w = w.map((wi, i) => wi - (0.1 * g[i]!) / Math.sqrt(G[i]!));
+    return w;
+  });
+  expect(expected[0]![0]).toBeCloseTo(1 - (0.1 * 0.2) / Math.sqrt(0.14), 12);
+  expectClose(run(new AdaGrad({ learningRate: LR })), expected);
+  expect(() => new AdaGrad({ learningRate: 0.1, initialAccumulatorValue: 0 })).toThrow(/initial accumulator value: 0/);
+});
+
 test('Adam matches tf.train.adam on the same gradients within 1e-6', () => {
   const [lr, beta1, beta2, epsilon] = [0.01, 0.9, 0.999, 1e-8];
   const ours = run(new Adam({ learningRate: lr, beta1, beta2, epsilon }));
@@ -185,6 +199,7 @@ describe('state', () => {
     ['dcasgd adaptive + momentum', () => new DCASGD({ learningRate: LR, momentum: 0.9 })],
     ['sgd momentum', () => new SGD({ learningRate: LR, momentum: 0.5 })],
     ['adam', () => new Adam({ learningRate: 0.01 })],
+    ['adagrad', () => new AdaGrad({ learningRate: 0.1 })],
   ];
 
   test.each(makers)('%s: getState/setState round trip continues identically', (_name, make) => {
@@ -235,6 +250,7 @@ describe('tensor hygiene', () => {
     ['sgd', () => new SGD({ learningRate: LR })],
     ['sgd nesterov', () => new SGD({ learningRate: LR, momentum: 0.9, nesterov: true })],
     ['adam', () => new Adam()],
+    ['adagrad', () => new AdaGrad({ learningRate: LR })],
     ['dcasgd constant', () => new DCASGD({ learningRate: LR, variant: 'constant', momentum: 0.9 })],
     ['dcasgd adaptive', () => new DCASGD({ learningRate: LR })],
   ];

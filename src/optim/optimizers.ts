@@ -218,3 +218,34 @@ export class DCASGD extends SGD {
     return fused ?? super.updateParam(index, w, this.compensate(index, w, g, wForward));
   }
 }
+
+/** Options of {@link AdaGrad}. */
+export interface AdaGradOptions {
+  /** γ, the base learning rate. */
+  learningRate: number | LearningRateSchedule;
+  /** Starting value of every accumulator `G` (> 0; keeps the first steps finite). Default 0.1, as tf.keras and tfjs. */
+  initialAccumulatorValue?: number;
+}
+
+/**
+ * AdaGrad (Duchi, Hazan & Singer, JMLR 2011), the per-parameter learning rate Downpour SGD used
+ * on its parameter server (Dean et al., "Large Scale Distributed Deep Networks", NIPS 2012, §4.1:
+ * `η_i,K = γ / sqrt(Σ_{j≤K} Δw_i,j²)`): `G ← G + g²; w ← w − γ g / sqrt(G)`, with `G` starting at
+ * `initialAccumulatorValue`. The slot is `accumulator`.
+ */
+export class AdaGrad extends Optimizer {
+  readonly name: string = 'adagrad';
+  readonly initialAccumulatorValue: number;
+
+  /** @throws InvalidArgumentError for a learning rate or initial accumulator that is not > 0. */
+  constructor(options: AdaGradOptions) {
+    super(options.learningRate);
+    this.initialAccumulatorValue = checkRange('initial accumulator value', options.initialAccumulatorValue ?? 0.1, 0, Infinity, true);
+  }
+
+  protected updateParam(index: number, w: tf.Tensor, g: tf.Tensor): tf.Tensor {
+    const accumulator = tf.add(this.slot(index, 'accumulator', () => tf.fill(w.shape, this.initialAccumulatorValue)), tf.square(g));
+    this.setSlot(index, 'accumulator', accumulator);
+    return tf.sub(w, tf.div(tf.mul(g, this.learningRate), tf.sqrt(accumulator)));
+  }
+}

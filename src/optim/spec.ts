@@ -4,7 +4,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { cosineDecay, type LearningRateSchedule, type Optimizer } from './optimizer.js';
-import { Adam, DCASGD, type DCASGDOptions, SGD } from './optimizers.js';
+import { AdaGrad, Adam, DCASGD, type DCASGDOptions, SGD } from './optimizers.js';
 
 /** A learning-rate schedule as data: cosine decay with optional warm-up (see `cosineDecay`). */
 export interface CosineScheduleSpec {
@@ -22,6 +22,7 @@ export type LearningRateSpec = number | CosineScheduleSpec;
 export type OptimizerSpec =
   | { type: 'sgd'; learningRate: LearningRateSpec; momentum?: number; nesterov?: boolean; weightDecay?: number }
   | { type: 'adam'; learningRate?: LearningRateSpec; beta1?: number; beta2?: number; epsilon?: number }
+  | { type: 'adagrad'; learningRate: LearningRateSpec; initialAccumulatorValue?: number }
   | ({ type: 'dcasgd'; learningRate: LearningRateSpec } & Omit<DCASGDOptions, 'learningRate'>);
 
 /**
@@ -49,7 +50,9 @@ export function createOptimizer(spec: OptimizerSpec): Optimizer {
       return new Adam({ ...spec, learningRate: spec.learningRate === undefined ? undefined : learningRate(spec.learningRate) });
     case 'dcasgd':
       return new DCASGD({ ...spec, learningRate: learningRate(spec.learningRate) });
+    case 'adagrad':
+      return new AdaGrad({ ...spec, learningRate: learningRate(spec.learningRate) });
     default:
-      throw new InvalidArgumentError(`Unknown optimizer type '${(spec as { type?: unknown })?.type}'; use 'sgd', 'adam' or 'dcasgd'.`);
+      throw new InvalidArgumentError(`Unknown optimizer type '${(spec as { type?: unknown })?.type}'; use 'sgd', 'adam', 'adagrad' or 'dcasgd'.`);
   }
 }

@@ -96,7 +96,7 @@ function schemas(limits: SchemaLimits) {
     z.object({ type: z.literal('sentinel.failInFlight'), error: errorInfo }),
     z.object({
       type: z.literal('host.spawnGate'),
-      config: z.object({ name, layers: z.array(layer).min(1).max(1000), inputShape: shape, optimizer: z.object({ type: z.enum(['sgd', 'adam', 'dcasgd']) }).passthrough(), seed: z.number().optional(), checkFinite: z.boolean().optional() }),
+      config: z.object({ name, layers: z.array(layer).min(1).max(1000), inputShape: shape, optimizer: z.object({ type: z.enum(['sgd', 'adam', 'adagrad', 'dcasgd']) }).passthrough(), seed: z.number().optional(), checkFinite: z.boolean().optional() }),
       replyTo: ref,
     }),
     z.object({ type: z.literal('host.stopGate'), gate: ref, replyTo: ref.optional() }),
