@@ -125,7 +125,7 @@ interface NetworkArgs extends NatsFlags {
 function describeOptimizer(spec: OptimizerSpec): string {
   const lr = spec.learningRate;
   const rate = typeof lr === 'object' && lr ? `${lr.initial} (cosine over ${lr.steps} updates)` : `${lr ?? 'default'}`;
-  const name = { dcasgd: 'DC-ASGD', sgd: 'SGD', adam: 'Adam' }[spec.type];
+  const name = { dcasgd: 'DC-ASGD', sgd: 'SGD', adam: 'Adam', adagrad: 'AdaGrad' }[spec.type];
   return `${name} lr ${rate}${'momentum' in spec && spec.momentum !== undefined ? `, momentum ${spec.momentum}` : ''}`;
 }
 
