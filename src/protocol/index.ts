@@ -7,4 +7,5 @@
  */
 export type * from './messages.js';
 export type * from './nodes.js';
+export type * from './ps.js';
 export { answerInvalid, protocolValidator, type SchemaLimits } from './schema.js';

@@ -8,6 +8,7 @@ import type { DataSpec } from '../data/index.js';
 import type { ErrorInfo } from '../errors.js';
 import type { OptimizerSpec } from '../optim/index.js';
 import type { GateMessage, SentinelReply } from './messages.js';
+import type { PsShardInfo, ReplicaReport, ReplicaSpec } from './ps.js';
 
 /** A tfjs-layers layer as data: its registered class name and its `getConfig()`. */
 export interface LayerConfig {
@@ -82,6 +83,15 @@ export type HostMessage =
       readonly reporter: ActorRef<SentinelReport>;
       readonly replyTo: ActorRef<HostReply>;
     }
+  | {
+      /** Starts a Downpour model replica on this node, training against `shards`. */
+      readonly type: 'host.spawnReplica';
+      readonly spec: ReplicaSpec;
+      readonly shards: PsShardInfo[];
+      /** Receives the replica's {@link ReplicaReport}s. */
+      readonly reporter: ActorRef<ReplicaReport>;
+      readonly replyTo: ActorRef<HostReply>;
+    }
   | ActorFailed;
 
 /**
@@ -97,5 +107,6 @@ export type HostReply =
   | { readonly type: 'host.gateStopped' }
   | { readonly type: 'host.pong'; readonly node: string; readonly backend: string; readonly pid: number }
   | { readonly type: 'host.sentinelSpawned'; readonly sentinel: ActorRef<SentinelMessage> }
+  | { readonly type: 'host.replicaSpawned'; readonly replica: string }
   | { readonly type: 'host.failed'; readonly error: ErrorInfo };
 

@@ -12,6 +12,7 @@ import { type Limits, LIMITS } from '../wire/index.js';
 import type { DataSpec } from '../data/index.js';
 import type { GateDetached, GateMessage, GateState, GateStateSet, SentinelReply } from './messages.js';
 import type { HostMessage, HostReply, SentinelControl, SentinelReport, SentinelSpec } from './nodes.js';
+import type { PsMessage, PsReply, ReplicaReport } from './ps.js';
 
 /** Limits a message from outside must respect: the wire's one set of {@link Limits}. */
 export type SchemaLimits = Limits;
@@ -65,6 +66,22 @@ function schemas(limits: SchemaLimits) {
   const x = tensor(limits, 'float32', true);
   const named = z.array(z.object({ name, tensor: tensor(limits, 'any', false) })).max(10_000);
   const layer = z.object({ className: name, config: z.record(z.string(), z.unknown()) });
+  const data = z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('mnist'), split: z.enum(['train', 'test']), dir: z.string().max(4096).optional(), from: z.number().int().min(0).optional(), to: z.number().int().min(1).optional(), scale: z.number().finite().optional(), seed: z.number().optional() }).strict(),
+    z.object({ kind: z.literal('tensors'), x, y: tensor(limits, 'any', true), numClasses: z.number().int().min(1).max(2 ** 24).optional(), seed: z.number().optional() }).strict(),
+    z.object({ kind: z.literal('csv'), path: file, target: z.union([column, z.array(column).max(1024)]).optional(), features: z.array(column).max(65_536).optional(), classes, delimiter: z.string().min(1).max(4).optional(), header: z.boolean().optional(), ...range }).strict(),
+    z.object({ kind: z.literal('jsonl'), path: file, x: name.optional(), y: name.optional(), classes, ...range }).strict(),
+    z.object({ kind: z.literal('idx'), images: file, labels: file, scale: z.number().finite().optional(), classes, ...range }).strict(),
+    z.object({ kind: z.literal('module'), path: file, export: name.optional(), options: z.record(z.string().max(100), z.union([z.string().max(4096), z.number(), z.boolean(), z.null()])).optional() }).strict(),
+  ]);
+  const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+  const shard = z.number().int().min(0).max(1023);
+  const replica = name;
+  const part = z.object({ name: z.string().min(1).max(512), param: name, rows: z.tuple([z.number().int().min(0), z.number().int().min(1)]).readonly().optional() }).strict();
+  const model = z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('layers'), inputShape: shape, gates: z.array(z.object({ name, layers: z.array(layer).min(1).max(1000) })).min(1).max(1000), loss: name.optional(), seed: z.number().optional() }).strict(),
+    z.object({ kind: z.literal('module'), path: file, export: name.optional() }).strict(),
+  ]);
   return z.discriminatedUnion('type', [
     z.object({ type: z.literal('gate.forward'), sentinel: ref, batch, x }),
     z.object({ type: z.literal('gate.backward'), sentinel: ref, batch, dy: x, staleness: z.number().int().min(0).optional() }),
@@ -110,14 +127,7 @@ function schemas(limits: SchemaLimits) {
       spec: z.object({
         name,
         mode: z.enum(['train', 'validate', 'test']),
-        data: z.discriminatedUnion('kind', [
-          z.object({ kind: z.literal('mnist'), split: z.enum(['train', 'test']), dir: z.string().max(4096).optional(), from: z.number().int().min(0).optional(), to: z.number().int().min(1).optional(), scale: z.number().finite().optional(), seed: z.number().optional() }).strict(),
-          z.object({ kind: z.literal('tensors'), x, y: tensor(limits, 'any', true), numClasses: z.number().int().min(1).max(2 ** 24).optional(), seed: z.number().optional() }).strict(),
-          z.object({ kind: z.literal('csv'), path: file, target: z.union([column, z.array(column).max(1024)]).optional(), features: z.array(column).max(65_536).optional(), classes, delimiter: z.string().min(1).max(4).optional(), header: z.boolean().optional(), ...range }).strict(),
-          z.object({ kind: z.literal('jsonl'), path: file, x: name.optional(), y: name.optional(), classes, ...range }).strict(),
-          z.object({ kind: z.literal('idx'), images: file, labels: file, scale: z.number().finite().optional(), classes, ...range }).strict(),
-          z.object({ kind: z.literal('module'), path: file, export: name.optional(), options: z.record(z.string().max(100), z.union([z.string().max(4096), z.number(), z.boolean(), z.null()])).optional() }).strict(),
-        ]),
+        data,
         batchSize: z.number().int().min(1).max(limits.maxBatch).optional(),
         concurrency: z.number().int().min(1).max(1024).optional(),
         epochs: z.number().min(1).optional(),
@@ -136,6 +146,38 @@ function schemas(limits: SchemaLimits) {
     }),
     z.object({ type: z.literal('host.sentinelSpawned'), sentinel: ref }),
     z.object({ type: z.literal('sentinel.report'), event: z.enum(['batch', 'epoch', 'batchError', 'done', 'failed']), payload: z.unknown() }),
+    z.object({ type: z.literal('ps.fetch'), replica, clock: count, replyTo: ref }),
+    z.object({ type: z.literal('ps.push'), replica, clock: count, version: count, grads: named, replyTo: ref.optional() }),
+    z.object({ type: z.literal('ps.join'), replica, clock: count, node: name.optional() }),
+    z.object({ type: z.literal('ps.leave'), replica }),
+    z.object({ type: z.literal('ps.getState'), replyTo: ref }),
+    z.object({ type: z.literal('ps.setState'), version: count, params: named, optimizer: named, replyTo: ref }),
+    z.object({ type: z.literal('ps.getStats'), replyTo: ref }),
+    z.object({ type: z.literal('ps.params'), shard, version: count, params: named }),
+    z.object({ type: z.literal('ps.pushed'), shard, version: count, staleness: count }),
+    z.object({ type: z.literal('ps.state'), shard, version: count, params: named, optimizer: named, optimizerName: name }),
+    z.object({ type: z.literal('ps.stateSet'), error: errorInfo.optional() }),
+    z.object({ type: z.literal('ps.stats'), shard, version: count, pushes: count, staleness: z.array(count).max(1024), refused: count, replicas: z.array(z.object({ replica, clock: count })).max(100_000) }),
+    z.object({ type: z.literal('ps.failed'), error: errorInfo }),
+    z.object({ type: z.literal('replica.report'), replica, event: z.enum(['step', 'done', 'failed']), payload: z.unknown() }),
+    z.object({
+      type: z.literal('host.spawnReplica'),
+      spec: z.object({
+        replica,
+        model,
+        data,
+        batchSize: z.number().int().min(1).max(limits.maxBatch),
+        epochs: z.number().int().min(1).max(1_000_000),
+        nFetch: z.number().int().min(1).max(1_000_000).optional(),
+        nPush: z.number().int().min(1).max(1_000_000).optional(),
+        maxDelay: z.number().int().min(0).max(1_000_000).optional(),
+        seed: z.number().optional(),
+      }).strict(),
+      shards: z.array(z.object({ ref, parts: z.array(part).max(100_000) })).min(1).max(1024),
+      reporter: ref,
+      replyTo: ref,
+    }),
+    z.object({ type: z.literal('host.replicaSpawned'), replica }),
   ]);
 }
 
@@ -146,7 +188,7 @@ function schemas(limits: SchemaLimits) {
  * added to one and not the other fails `tsc`, naming the message type.
  */
 type Inferred = z.infer<ReturnType<typeof schemas>>;
-type Declared = GateMessage | GateDetached | GateState | GateStateSet | SentinelReply | SentinelControl | HostMessage | HostReply | SentinelReport;
+type Declared = GateMessage | GateDetached | GateState | GateStateSet | SentinelReply | SentinelControl | HostMessage | HostReply | SentinelReport | PsMessage | PsReply | ReplicaReport;
 /** Declared messages that never leave their node (self-sent timers, supervision, local control). */
 type LocalOnly = 'sentinel.batchTimeout' | 'sentinel.hold' | 'sentinel.connect' | 'actor.failed';
 type KeysOf<U, K extends string, V> = U extends Record<K, V> ? keyof U : never;
