@@ -8,7 +8,8 @@
  * error. Each layer below has a subpath of its own for the rest: `akkordeon/actor`,
  * `akkordeon/wire`, `akkordeon/protocol`, `akkordeon/transport`, `akkordeon/kernels`,
  * `akkordeon/optim`, `akkordeon/data`, `akkordeon/gate`, `akkordeon/sentinel`, `akkordeon/models`,
- * `akkordeon/deploy` (placement, hosts), `akkordeon/network`, `akkordeon/persist`,
+ * `akkordeon/ps` (Downpour's parameter shards and replicas), `akkordeon/deploy` (placement, hosts),
+ * `akkordeon/network`, `akkordeon/parallel` (data-parallel training), `akkordeon/persist`,
  * `akkordeon/cluster` (NATS: hosted slices, discovery, remote sentinels) and `akkordeon/apps`
  * (the command-line programs).
  */
@@ -19,6 +20,9 @@ export type { GateSpec } from './gate/index.js';
 export type { Placement } from './deploy/index.js';
 export { describeNetwork, loadNetworkDescription, mnistCnn, mnistMlp, networkGates, type NetworkDescription } from './models/index.js';
 export { Sentinel, LOSSES, type EpochStats, type SentinelOptions, type SentinelSpec, type SentinelSummary } from './sentinel/index.js';
-export { Adam, cosineDecay, DCASGD, DEFAULT_OPTIMIZER, SGD, type OptimizerSpec } from './optim/index.js';
+export { AdaGrad, Adam, cosineDecay, DCASGD, DEFAULT_OPTIMIZER, SGD, type OptimizerSpec } from './optim/index.js';
 export { ArrayProvider, ensureMnist, loadMnist, readCsv, readJsonl, resolveMnistDir, type DataProvider, type DataSpec } from './data/index.js';
+export { trainDistributed, type DistributedResult, type TrainDistributedOptions } from './parallel/index.js';
+export type { DownpourModel, Descent } from './ps/index.js';
+export type { ModelSpec } from './protocol/index.js';
 export { exportModel, loadCheckpoint, loadExportedModel, periodicCheckpoints, saveCheckpoint } from './persist/index.js';

@@ -4,10 +4,11 @@
  * can place its gates anywhere, and stops them again.
  */
 import type { Actor, ActorContext, ActorRef } from '../actor/index.js';
-import type { DataAccess } from '../data/index.js';
-import { describeError, toErrorInfo } from '../errors.js';
+import { type DataAccess, providerFromSpec } from '../data/index.js';
+import { describeError, InvalidArgumentError, toErrorInfo } from '../errors.js';
 import { gateFromConfig } from '../gate/index.js';
 import type { GateMessage, HostMessage, HostReply, SentinelMessage, SentinelReport } from '../protocol/index.js';
+import { modelFromSpec, runReplica } from '../ps/index.js';
 import { sentinelFromSpec } from '../sentinel/index.js';
 
 export type { HostMessage, HostReply, SentinelReport };
@@ -19,6 +20,8 @@ export const HOST_ID = 'host';
 export class Host implements Actor<HostMessage> {
   private readonly gates = new Set<string>();
   private readonly sentinels = new Set<string>();
+  /** Stops for the replicas running here. */
+  private readonly replicas = new Map<string, AbortController>();
 
   /**
    * @param backend the tfjs backend of this node, reported by `host.ping`.
@@ -53,6 +56,9 @@ export class Host implements Actor<HostMessage> {
         return;
       case 'host.spawnSentinel':
         void this.spawnSentinel(message, context);
+        return;
+      case 'host.spawnReplica':
+        void this.spawnReplica(message, context);
         return;
       case 'host.ping':
         message.replyTo.tell({ type: 'host.pong', node: system.node, backend: this.backend, pid: process.pid });
@@ -102,7 +108,39 @@ export class Host implements Actor<HostMessage> {
     ref.tell({ type: 'sentinel.start', first: message.first, last: message.last });
   }
 
+  /**
+   * Builds a Downpour replica from its spec (model and data from this node's disk, as `access`
+   * allows) and runs it against the given shards, reporting every step, then its summary or failure.
+   */
+  private async spawnReplica(message: Extract<HostMessage, { type: 'host.spawnReplica' }>, context: ActorContext<HostMessage>): Promise<void> {
+    const { spec, reporter } = message;
+    if (this.replicas.has(spec.replica)) return message.replyTo.tell({ type: 'host.failed', error: toErrorInfo(new InvalidArgumentError(`Replica '${spec.replica}' already runs on this node.`)) });
+    let model;
+    let data;
+    try {
+      model = await modelFromSpec(spec.model, this.access);
+      data = await providerFromSpec(spec.data, this.access);
+    } catch (error) {
+      model?.dispose?.();
+      return message.replyTo.tell({ type: 'host.failed', error: toErrorInfo(error) });
+    }
+    const stop = new AbortController();
+    this.replicas.set(spec.replica, stop);
+    message.replyTo.tell({ type: 'host.replicaSpawned', replica: spec.replica });
+    const report = (event: 'step' | 'done' | 'failed', payload: unknown) => reporter.tell({ type: 'replica.report', replica: spec.replica, event, payload });
+    try {
+      const summary = await runReplica({ ...spec, system: context.system, shards: message.shards, model, data, signal: stop.signal, onStep: (info) => report('step', info) });
+      report('done', summary);
+    } catch (error) {
+      report('failed', toErrorInfo(error));
+    } finally {
+      this.replicas.delete(spec.replica);
+      model.dispose?.();
+    }
+  }
+
   postStop(context: ActorContext<HostMessage>): void {
+    this.replicas.forEach((stop) => stop.abort());
     for (const id of [...this.gates, ...this.sentinels]) context.system.stop(context.system.ref(id, id));
     this.gates.clear();
     this.sentinels.clear();

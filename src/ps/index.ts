@@ -5,7 +5,7 @@
  * through a {@link ParameterClient}, and the models they train: DeepDist's `gradient`/`descent`
  * API ({@link DownpourModel}) or a chain of gates ({@link chainModel}).
  */
-export { chainModel, type Descent, type DownpourModel } from './model.js';
+export { chainModel, type Descent, type DownpourModel, modelFromSpec } from './model.js';
 export { cutPart, cutParts, joinParts, partName, planShards } from './partition.js';
 export { type Fetched, ParameterClient, type ReplicaOptions, type ReplicaSummary, runReplica } from './replica.js';
 export { ParameterShard, type ParameterShardOptions, STALENESS_BUCKETS } from './shard.js';

@@ -4,8 +4,9 @@
  * `descent(model, update)` run on the parameter shards; and {@link chainModel}, which makes one
  * from a chain of gates (layer configs) with the gates' own forward and backward arithmetic.
  */
+import { pathToFileURL } from 'node:url';
 import type * as tf from '@tensorflow/tfjs';
-import type { Batch } from '../data/index.js';
+import { allowedPath, type Batch, type DataAccess } from '../data/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { createLayer, GateModule } from '../gate/index.js';
 import type { NamedTensor } from '../optim/index.js';
@@ -122,4 +123,33 @@ export function chainModel(spec: Extract<ModelSpec, { kind: 'layers' }>): Downpo
       }
     },
   };
+}
+
+const isModel = (value: unknown): value is DownpourModel =>
+  typeof value === 'object' && value !== null && typeof (value as DownpourModel).init === 'function' && typeof (value as DownpourModel).gradient === 'function';
+
+/**
+ * The model a {@link ModelSpec} names, built on this node: a chain of gates, or a module from
+ * this node's disk whose export (default `default`) is a {@link DownpourModel} or a function
+ * (maybe async) returning one. `access` limits modules as it limits data modules.
+ * @throws InvalidArgumentError for a module outside `access`, one that does not import, or an
+ *   export that is not a model.
+ */
+export async function modelFromSpec(spec: ModelSpec, access: DataAccess = {}): Promise<DownpourModel> {
+  if (spec.kind === 'layers') return chainModel(spec);
+  if (access.roots !== undefined && !access.modules) {
+    throw new InvalidArgumentError(`Model module ${spec.path} is refused: this node runs no modules for other nodes (start it with --data-modules to allow modules under its --data-root).`);
+  }
+  const file = allowedPath(spec.path, access);
+  const exportName = spec.export ?? 'default';
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (error) {
+    throw new InvalidArgumentError(`Cannot import the model module ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  const value = Object.hasOwn(module, exportName) ? module[exportName] : undefined;
+  const model = typeof value === 'function' ? await (value as () => unknown)() : value;
+  if (!isModel(model)) throw new InvalidArgumentError(`The export '${exportName}' of ${file} is not a DownpourModel (an object with init() and gradient()) or a function returning one.`);
+  return model;
 }

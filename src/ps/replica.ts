@@ -6,7 +6,7 @@
  * unless a bounded delay (`maxDelay`) makes it wait at a fetch.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ActorSystem } from '../actor/index.js';
+import type { ActorRef, ActorSystem } from '../actor/index.js';
 import type { DataProvider } from '../data/index.js';
 import { AkkordeonError, fromErrorInfo } from '../errors.js';
 import type { PsReply, PsShardInfo, ShardPart } from '../protocol/index.js';
@@ -24,12 +24,40 @@ export interface Fetched {
  * shard's parts. Location-transparent: shards may be anywhere the system routes to.
  */
 export class ParameterClient {
+  /** Pushes sent and not yet acknowledged, summed over shards. */
+  inFlight = 0;
+  /** The first push a shard refused (its named error), if any. */
+  refusal?: Error;
+  private readonly acks: ActorRef<PsReply>;
+  private waiters: { max: number; resolve: () => void }[] = [];
+
   constructor(
     private readonly system: ActorSystem,
     readonly shards: readonly PsShardInfo[],
     readonly replica: string,
     private readonly askTimeoutMs = 600_000,
-  ) {}
+  ) {
+    this.acks = system.spawn<PsReply>(() => ({
+      receive: (m) => {
+        this.inFlight--;
+        if (m.type === 'ps.failed') this.refusal ??= fromErrorInfo(m.error);
+        this.waiters = this.waiters.filter((w) => (this.inFlight <= w.max ? (w.resolve(), false) : true));
+      },
+    }), { name: `acks-${replica}` });
+  }
+
+  /** Resolves once at most `max` pushes are unacknowledged (backpressure: a replica never runs further ahead of the shards than that). */
+  settled(max: number): Promise<void> {
+    if (this.inFlight <= max) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ max, resolve }));
+  }
+
+  /** Stops listening for acknowledgements. */
+  close(): void {
+    this.system.stop(this.acks);
+    this.waiters.forEach((w) => w.resolve());
+    this.waiters = [];
+  }
 
   /** Tells every shard that this replica takes part from `clock` on (for the bounded delay). */
   join(clock: number): void {
@@ -72,7 +100,8 @@ export class ParameterClient {
 
   /** Pushes gradients (by parameter name; not disposed) as push number `clock`, computed at `versions`. */
   push(grads: ReadonlyMap<string, tf.Tensor>, clock: number, versions: readonly number[]): void {
-    this.shards.forEach((s, i) => s.ref.tell({ type: 'ps.push', replica: this.replica, clock, version: versions[i] ?? 0, grads: cutParts(grads, s.parts) }));
+    this.shards.forEach((s, i) => s.ref.tell({ type: 'ps.push', replica: this.replica, clock, version: versions[i] ?? 0, grads: cutParts(grads, s.parts), replyTo: this.acks }));
+    this.inFlight += this.shards.length;
   }
 }
 
@@ -93,6 +122,12 @@ export interface ReplicaOptions {
   /** Bounded delay (see `ParameterShard`): with it, the replica waits at each fetch for the answer. */
   maxDelay?: number;
   shuffle?: boolean;
+  /**
+   * Pushes (per shard) a replica may have sent and not yet seen applied before it waits: bounds
+   * how far a shard's queue, and so the staleness, can grow when the shards are slower than the
+   * replicas. Default 2.
+   */
+  maxPendingPushes?: number;
   /** Stops the replica after its current batch. */
   signal?: AbortSignal;
   /** Called after every batch. */
@@ -182,7 +217,11 @@ export async function runReplica(o: ReplicaOptions): Promise<ReplicaSummary> {
           }
         }
         inAccumulator++;
-        if (inAccumulator >= nPush) push();
+        if (inAccumulator >= nPush) {
+          push();
+          await client.settled((o.maxPendingPushes ?? 2) * o.shards.length);
+          if (client.refusal) throw client.refusal;
+        }
         if (step % nFetch === 0 && !pending) {
           fetches++;
           const at = clock;
@@ -211,6 +250,7 @@ export async function runReplica(o: ReplicaOptions): Promise<ReplicaSummary> {
     await pending;
   } finally {
     client.leave();
+    client.close();
     accumulated?.forEach((t) => t.dispose());
     current.params.forEach((t) => t.dispose());
     next?.params.forEach((t) => t.dispose());
