@@ -8,6 +8,7 @@ export { Reporter, type ReporterOptions } from './report.js';
 export { runMain } from './main.js';
 export { mnistModelName, nonNegative, positiveInt } from './flags.js';
 export { trainMnistMain } from './train-mnist.js';
+export { downpourMain } from './downpour.js';
 export { addNatsFlags, logConnection, natsOptions, networkMain, onStopSignal, type NatsFlags } from './network-app.js';
 export { sentinelMain } from './sentinel-app.js';
 export { natsConfigMain } from './nats-config.js';
