@@ -25,7 +25,7 @@ interface DownpourArgs {
   nFetch: number;
   nPush: number;
   maxDelay?: number;
-  lr: number;
+  lr?: number;
   momentum: number;
   data?: string;
   seed: number;
@@ -44,7 +44,7 @@ export async function downpourMain(argv: string[]): Promise<void> {
     .option('--n-fetch <n>', 'fetch parameters every this many batches', positiveInt('--n-fetch'), 1)
     .option('--n-push <n>', 'push gradients every this many batches', positiveInt('--n-push'), 1)
     .option('--max-delay <n>', 'bounded delay in pushes (0: synchronous SGD)', nonNegative('--max-delay'))
-    .option('--lr <rate>', "the shards' SGD learning rate (decayed along a cosine)", Number, 0.05)
+    .option('--lr <rate>', "the shards' SGD learning rate, decayed along a cosine (default 0.05 / replicas: every replica's push is a step)", Number)
     .option('--momentum <m>', "the shards' momentum (0.9 diverges with the staleness of asynchronous pushes)", Number, 0.5)
     .option('--data <dir>', 'MNIST directory (default: env MNIST_DIR, else data/mnist)')
     .option('--seed <n>', 'seed of the initial weights and shuffling', positiveInt('--seed'), 1)
@@ -61,7 +61,7 @@ export async function downpourMain(argv: string[]): Promise<void> {
   const share = Math.floor(60_000 / args.replicas);
   // The shards' learning rate decays to 0 along a cosine over every push of the run.
   const totalPushes = Math.ceil((args.epochs * Math.ceil(share / args.batchSize) * args.replicas) / args.nPush);
-  const optimizer: OptimizerSpec = { type: 'sgd', learningRate: { type: 'cosine', initial: args.lr, steps: totalPushes }, momentum: args.momentum };
+  const optimizer: OptimizerSpec = { type: 'sgd', learningRate: { type: 'cosine', initial: args.lr ?? 0.05 / args.replicas, steps: totalPushes }, momentum: args.momentum };
   const scale = 1 / 0.3081; // as npm run simple: unit standard deviation, background still 0
   let last = 0;
   const result = await trainDistributed({
